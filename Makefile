@@ -1,0 +1,41 @@
+# rockseg: `make test` and `make reproduce` each work on a fresh clone in one command.
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+# The real datasets beside the checkout, when present (CI has them).
+DATA_DIR ?= $(shell test -d ../shared/data && cd ../shared/data && pwd)
+export MPLBACKEND := Agg
+
+.PHONY: setup test test-lib test-notebooks reproduce benchmarks clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml requirements/constraints.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -c requirements/constraints.txt -e ".[dev,notebooks]"
+	$(PY) -m ipykernel install --sys-prefix --name python3 >/dev/null
+	touch $(STAMP)
+
+# Unit tests and every notebook, top to bottom, in the smoke profile.
+test: setup
+	ROCKSEG_PROFILE=smoke ROCKSEG_DATA_DIR=$(DATA_DIR) $(PY) -m pytest
+
+test-lib: setup
+	ROCKSEG_PROFILE=smoke ROCKSEG_DATA_DIR=$(DATA_DIR) $(PY) -m pytest tests
+
+# Re-run every notebook in the cpu profile and keep the outputs (as committed).
+reproduce: setup
+	@set -e; for nb in notebooks/[0-9][0-9]_*.ipynb; do \
+	  echo "== $$nb (profile cpu)"; \
+	  ROCKSEG_PROFILE=cpu ROCKSEG_DATA_DIR=$(DATA_DIR) $(VENV)/bin/papermill --cwd notebooks -k python3 "$$nb" "$$nb.tmp" -p profile cpu; \
+	  mv "$$nb.tmp" "$$nb"; \
+	done
+
+benchmarks: setup
+	ROCKSEG_DATA_DIR=$(DATA_DIR) $(PY) benchmarks/run_all.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache
