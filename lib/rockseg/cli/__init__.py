@@ -11,6 +11,14 @@ from rockseg.errors import RocksegError
 
 # sub-command name -> module in rockseg.cli (imported only when needed)
 COMMANDS = {
+    "datasets": "datasets",
+    "fetch": "fetch",
+    "evaluate": "evaluate",
+    "train": "train",
+    "baseline": "baseline",
+    "synth": "synth",
+    "predict": "predict",
+    "analyze": "analyze",
 }
 
 

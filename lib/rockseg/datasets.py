@@ -1,0 +1,306 @@
+"""Load a registered dataset, or the user's own folder, as one :class:`Dataset` object.
+
+>>> ds = load_dataset("sandstone-versa")            # doctest: +SKIP
+>>> x_train, y_train = ds.subset("train")           # doctest: +SKIP
+
+No TensorFlow here; images stay in their file dtype (``io.normalize`` scales them).
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from rockseg import config, io, registry
+from rockseg.errors import DataError, MaskError, RegistryError
+
+__all__ = ["Dataset", "load_dataset", "load_folder", "default_dataset_name"]
+
+DEFAULT_REAL = "sandstone-versa"
+DEFAULT_SYNTHETIC = "synthetic-sandstone"
+
+# colours for user datasets without a colour map (class i -> _PALETTE[i % 12])
+_PALETTE = [(0, 0, 255), (0, 255, 0), (255, 0, 0), (255, 255, 0), (255, 0, 255),
+            (0, 255, 255), (255, 128, 0), (128, 0, 255), (0, 128, 0), (128, 128, 128),
+            (128, 64, 0), (255, 255, 255)]
+
+
+@dataclass
+class Dataset:
+    """Images, index masks, classes, ids, split and provenance of one dataset.
+
+    ``images``/``masks`` are stacked arrays ``(N, H, W[, C])`` when every item has
+    the same shape (volumes: ``(Z, Y, X)``), else lists. ``ids[i]`` names item
+    ``i`` (z position, file stem...); ``split`` maps a split name to a list of ids.
+    """
+
+    name: str
+    images: np.ndarray | list
+    masks: np.ndarray | list
+    class_names: list[str]
+    class_colours: list[tuple[int, int, int]]
+    ids: list
+    split: dict[str, list] = field(default_factory=dict)
+    provenance: dict = field(default_factory=dict)
+    kind: str = "images"
+    id_name: str = "id"
+
+    @property
+    def n_classes(self) -> int:
+        return len(self.class_names)
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def index(self, item_id) -> int:
+        """Position of ``item_id`` in ``ids``."""
+        try:
+            return self.ids.index(item_id)
+        except ValueError:
+            raise KeyError(f"{self.name}: no item with {self.id_name} {item_id!r}") from None
+
+    def get(self, item_id):
+        """``(image, mask)`` of one item by id."""
+        i = self.index(item_id)
+        return self.images[i], self.masks[i]
+
+    def subset(self, split_name: str):
+        """``(images, masks)`` of a split, in ``ids`` order (stacked if the dataset is)."""
+        if split_name not in self.split:
+            raise RegistryError(f"{self.name}: no split {split_name!r}; "
+                                f"splits are {', '.join(self.split) or '(none)'}")
+        idx = [self.index(i) for i in self.split[split_name]]
+        if isinstance(self.images, np.ndarray):
+            return self.images[idx], self.masks[idx]
+        return [self.images[i] for i in idx], [self.masks[i] for i in idx]
+
+    def class_fractions(self, split_name: str | None = None) -> np.ndarray:
+        """Fraction of labelled pixels in each class (float64, sums to 1)."""
+        masks = self.masks if split_name is None else self.subset(split_name)[1]
+        counts = np.zeros(self.n_classes, np.int64)
+        for m in (masks if isinstance(masks, list) else [masks]):
+            counts += np.bincount(np.asarray(m).ravel(), minlength=self.n_classes)[: self.n_classes]
+        total = counts.sum()
+        return counts / total if total else counts.astype(np.float64)
+
+    def _shape_text(self) -> str:
+        if isinstance(self.images, np.ndarray):
+            return f"{self.images.shape} {self.images.dtype}"
+        shapes = {tuple(np.shape(a)) for a in self.images}
+        dtypes = {str(np.asarray(a).dtype) for a in self.images}
+        return f"{len(self.images)} arrays, {len(shapes)} shapes, {'/'.join(sorted(dtypes))}"
+
+    def summary(self) -> str:
+        """Several lines: sizes, class fractions, split, source and licence."""
+        fr = self.class_fractions()
+        lines = [f"Dataset {self.name!r} ({self.kind}): {len(self)} items, images {self._shape_text()}",
+                 "  classes: " + ", ".join(f"{i} {n} {100 * f:.1f}%"
+                                           for i, (n, f) in enumerate(zip(self.class_names, fr)))]
+        for s, ids in self.split.items():
+            shown = ids if len(ids) <= 12 else f"{ids[:3]} ... {ids[-2:]} ({len(ids)})"
+            lines.append(f"  {s} ({self.id_name}): {shown}")
+        p = self.provenance
+        if p.get("repo") or p.get("generator"):
+            src = p.get("repo") or p.get("generator")
+            commit = f" @ {p['commit'][:7]}" if p.get("commit") else ""
+            lines.append(f"  source: {src}{commit}; licence: {p.get('licence', 'unknown')}")
+        if p.get("folder"):
+            lines.append(f"  files: {p['folder']}")
+        return "\n".join(lines)
+
+    def __repr__(self) -> str:
+        splits = ", ".join(f"{k}={len(v)}" for k, v in self.split.items())
+        return (f"Dataset(name={self.name!r}, n={len(self)}, images={self._shape_text()}, "
+                f"classes={self.class_names}, split={{{splits}}})")
+
+
+# ----------------------------------------------------------------------- helpers
+def _stack_or_list(arrays: list[np.ndarray]):
+    if arrays and all(a.shape == arrays[0].shape and a.dtype == arrays[0].dtype for a in arrays):
+        return np.stack(arrays)
+    return arrays
+
+
+def _decode(raw: np.ndarray, encoding: dict, spec: dict, path) -> np.ndarray:
+    kind = encoding.get("type", "index")
+    n = len(spec["class_names"])
+    if kind == "colours":
+        return io.decode_mask(raw, colours=encoding.get("colours", spec["class_colours"]),
+                              n_classes=n, path=path)
+    if kind == "values":
+        return io.decode_mask(raw, values=encoding["values"], n_classes=n, path=path)
+    if kind == "index":
+        return io.decode_mask(raw, n_classes=n, path=path)
+    raise RegistryError(f"dataset {spec['name']!r}: unknown mask encoding {kind!r}")
+
+
+def _z_split(depth: int, fractions: dict) -> dict[str, list[int]]:
+    return {s: list(range(int(lo * depth), int(hi * depth))) for s, (lo, hi) in fractions.items()}
+
+
+def _provenance(spec: dict, folder: Path | None, files) -> dict:
+    src = spec.get("source") or {}
+    return {
+        "dataset": spec["name"],
+        "description": spec.get("description", ""),
+        "repo": src.get("repo"), "commit": src.get("commit"),
+        "licence": spec.get("licence"), "licence_note": spec.get("licence_note"),
+        "citation": spec.get("citation"), "split_note": spec.get("split_note"),
+        "class_note": spec.get("class_note"),
+        "folder": None if folder is None else str(folder),
+        "files": {rel: {k: spec["files"][rel].get(k) for k in ("url", "sha256", "git_blob_sha1")
+                        if spec["files"][rel].get(k)} for rel in files},
+    }
+
+
+def default_dataset_name(data_dir=None) -> str:
+    """``$ROCKSEG_DATASET``, else ``sandstone-versa`` if available offline, else synthetic."""
+    env = os.environ.get(config.DATASET_ENV)
+    if env:
+        return env
+    return DEFAULT_REAL if registry.available_offline(DEFAULT_REAL, data_dir) else DEFAULT_SYNTHETIC
+
+
+# ------------------------------------------------------------------ registered
+def load_dataset(name: str | None = None, data_dir=None, *, include_extra: bool = False,
+                 shape=None, seed: int = 0, profile: str | None = None,
+                 progress: bool = False, **synth_params) -> Dataset:
+    """Load a registered dataset (files verified by hash, masks decoded to class indices).
+
+    ``name`` defaults to :func:`default_dataset_name`. Split groups listed as
+    ``excluded_by_default`` (sandstone-versa's z=180 "extra" slice) are loaded only
+    with ``include_extra=True``. For ``synthetic-sandstone``, ``shape`` (Z, Y, X)
+    defaults to the profile's ``synth_shape``, ``seed`` fixes the volume and any other
+    keyword goes to the generator.
+    """
+    name = name or default_dataset_name(data_dir)
+    spec = registry.get_spec(name)
+    if spec.get("generator"):
+        return _load_synthetic(spec, shape=shape, seed=seed, profile=profile, **synth_params)
+    if synth_params:
+        raise TypeError(f"load_dataset({name!r}) got unexpected keyword(s) "
+                        f"{', '.join(sorted(synth_params))} (only generated datasets take them)")
+    folder = registry.fetch(name, data_dir, progress=progress)
+    if "volume" in spec:
+        return _load_volume(spec, folder)
+    return _load_samples(spec, folder, include_extra=include_extra)
+
+
+def _load_samples(spec: dict, folder: Path, *, include_extra: bool) -> Dataset:
+    excluded = set() if include_extra else set(spec.get("excluded_by_default", []))
+    skip_ids = {i for g in excluded for i in spec["split"].get(g, [])}
+    samples = [s for s in spec["samples"] if s["id"] not in skip_ids]
+    images, masks, ids, used = [], [], [], []
+    for s in samples:
+        ipath, mpath = folder / s["image"], folder / s["mask"]
+        image = io.read_image(ipath)
+        mask = _decode(io.read_image(mpath), s.get("mask_encoding", spec["mask_encoding"]),
+                       spec, mpath)
+        io.check_pair(image, mask, ipath, mpath)
+        images.append(image)
+        masks.append(mask)
+        ids.append(s["id"])
+        used += [s["image"], s["mask"]]
+    split = {g: [i for i in members if i in ids] for g, members in spec["split"].items()}
+    split = {g: v for g, v in split.items() if v}
+    prov = _provenance(spec, folder, used)
+    prov["excluded"] = sorted(excluded & set(spec["split"]))
+    return Dataset(name=spec["name"], images=_stack_or_list(images), masks=_stack_or_list(masks),
+                   class_names=list(spec["class_names"]),
+                   class_colours=[tuple(c) for c in spec["class_colours"]],
+                   ids=ids, split=split, provenance=prov, kind=spec.get("kind", "images"),
+                   id_name=spec.get("id_name", "id"))
+
+
+def _load_volume(spec: dict, folder: Path) -> Dataset:
+    vi, vm = folder / spec["volume"]["image"], folder / spec["volume"]["mask"]
+    image = io.read_volume(vi)
+    mask = _decode(io.read_volume(vm), spec["mask_encoding"], spec, vm)
+    io.check_pair(image, mask, vi, vm)
+    return Dataset(name=spec["name"], images=image, masks=mask,
+                   class_names=list(spec["class_names"]),
+                   class_colours=[tuple(c) for c in spec["class_colours"]],
+                   ids=list(range(image.shape[0])),
+                   split=_z_split(image.shape[0], spec["split_z_fractions"]),
+                   provenance=_provenance(spec, folder, list(spec["files"])),
+                   kind=spec.get("kind", "volume"), id_name=spec.get("id_name", "z"))
+
+
+def _load_synthetic(spec: dict, *, shape, seed: int, profile: str | None, **params) -> Dataset:
+    from rockseg.synth import synthetic_sandstone
+
+    shape = tuple(int(s) for s in (shape or config.get_profile(profile)["synth_shape"]))
+    image, labels, meta = synthetic_sandstone(shape=shape, seed=seed, **params)
+    mask = io.decode_mask(labels, n_classes=len(spec["class_names"]), path=spec["generator"])
+    prov = _provenance(spec, None, [])
+    prov.update(generator=spec["generator"], seed=seed, shape=list(shape), params=params,
+                meta=dict(meta) if isinstance(meta, dict) else meta)
+    return Dataset(name=spec["name"], images=np.asarray(image), masks=mask,
+                   class_names=list(spec["class_names"]),
+                   class_colours=[tuple(c) for c in spec["class_colours"]],
+                   ids=list(range(shape[0])),
+                   split=_z_split(shape[0], spec["split_z_fractions"]),
+                   provenance=prov, kind=spec.get("kind", "synthetic-volume"),
+                   id_name=spec.get("id_name", "z"))
+
+
+# ---------------------------------------------------------------- user folders
+def load_folder(images, masks=None, *, colours=None, values=None, n_classes=None,
+                class_names=None, class_colours=None, name=None) -> Dataset:
+    """Load the user's own image/mask pairs as a :class:`Dataset`.
+
+    ``images`` is a root folder in keras-segmentation layout
+    (``images_prepped_<split>/`` + ``annotations_prepped_<split>/``, splits kept,
+    ids ``"<split>/<stem>"``) or with ``images/`` + ``masks/``; or, with ``masks``,
+    the two folders themselves (ids = file stems). Masks are decoded with
+    ``colours`` (RGB list), ``values`` (grey -> class) or used as indices.
+    Image/mask shapes must agree (``DataError`` naming both files).
+    """
+    root = Path(images)
+    if masks is not None:
+        groups = {"all": io.pair_folders(root, masks)}
+    else:
+        splits = io.find_splits(root)
+        groups = ({s: io.find_pairs(root, s) for s in splits} if splits
+                  else {"all": io.find_pairs(root)})
+    prefix = masks is None and list(groups) != ["all"]
+    imgs, msks, ids, split = [], [], [], {}
+    for group, pairs in groups.items():
+        split[group] = []
+        for ipath, mpath in pairs:
+            image = io.read_image(ipath)
+            mask = io.decode_mask(io.read_image(mpath), colours=colours, values=values,
+                                  n_classes=n_classes, path=mpath)
+            io.check_pair(image, mask, ipath, mpath)
+            item = f"{group}/{ipath.stem}" if prefix else ipath.stem
+            imgs.append(image)
+            msks.append(mask)
+            ids.append(item)
+            split[group].append(item)
+    if n_classes is None:
+        if colours is not None:
+            n_classes = len(colours)
+        elif values is not None:
+            n_classes = max(int(v) for v in dict(values).values()) + 1
+        else:
+            n_classes = max(int(m.max()) for m in msks) + 1
+    if class_names is None:
+        class_names = [f"class {i}" for i in range(n_classes)]
+    if len(class_names) != n_classes:
+        raise DataError(f"{len(class_names)} class names given for {n_classes} classes", path=root)
+    if class_colours is None:
+        class_colours = colours if colours is not None else [
+            _PALETTE[i % len(_PALETTE)] for i in range(n_classes)]
+    seen = max(int(m.max()) for m in msks)
+    if seen >= n_classes:
+        raise MaskError(f"masks hold class {seen} but only {n_classes} classes are named", path=root)
+    return Dataset(name=name or root.name, images=_stack_or_list(imgs), masks=_stack_or_list(msks),
+                   class_names=list(class_names),
+                   class_colours=[tuple(int(x) for x in c) for c in class_colours],
+                   ids=ids, split=split,
+                   provenance={"dataset": name or root.name, "folder": str(root.resolve()),
+                               "files": {str(i): {} for i, _ in
+                                         (p for g in groups.values() for p in g)}},
+                   kind="user", id_name="file")

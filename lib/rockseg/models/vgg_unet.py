@@ -1,0 +1,54 @@
+"""VGG16-encoder U-Net, the equivalent of keras-segmentation's ``vgg_unet``.
+
+Encoder: ``keras.applications.VGG16(include_top=False)`` with weights per regime
+(``imagenet``, ``imagenet_frozen``, ``scratch``; offline rules as in
+:mod:`rockseg.models.backbones`). Decoder: transpose-convolution upsampling,
+concatenation with the VGG features block4_conv3, block3_conv3, block2_conv2 and
+block1_conv2, and two conv-BN-ReLU per level.
+
+Difference from keras-segmentation: its ``vgg_unet`` stops the decoder at the
+block1 pooling and predicts at half the input resolution; this model decodes to
+the full input resolution (the output has the input's height and width).
+"""
+from __future__ import annotations
+
+from rockseg.models.backbones import freeze_encoder, pretrained_or_random, set_info
+from rockseg.models.blocks import (ImageNetNormalize, channel_adapter, double_conv, keras, layers,
+                                   softmax_head, wrap_padded)
+
+VGG_FEATURES = ("block1_conv2", "block2_conv2", "block3_conv3", "block4_conv3", "block5_conv3")
+
+
+def build_vgg_unet(n_classes, input_shape, *, regime="imagenet", allow_fallback=False,
+                   decoder_filters=(512, 256, 128, 64), batch_norm=True, dropout=0.0,
+                   pad_mode="constant") -> keras.Model:
+    """U-Net with a VGG16 encoder (stride 16); full-resolution softmax output."""
+    channels = int(input_shape[-1])
+
+    def make(weights):
+        vgg = keras.applications.VGG16(include_top=False, weights=weights,
+                                       input_shape=(None, None, 3 if weights else channels))
+        return keras.Model(vgg.input, [vgg.get_layer(n).output for n in VGG_FEATURES],
+                           name="vgg16_encoder")
+
+    encoder, weights = pretrained_or_random(make, regime, allow_fallback, "VGG16 (vgg_unet)")
+    pretrained = weights == "imagenet"
+
+    def body(x):
+        if pretrained:
+            x = channel_adapter(x, 3)
+            x = ImageNetNormalize("caffe", name="imagenet_normalize")(x)
+        feats = encoder(x)
+        x = feats[-1]
+        for level, filters in zip((3, 2, 1, 0), decoder_filters):
+            x = layers.Conv2DTranspose(filters, 2, strides=2, padding="same",
+                                       kernel_initializer="he_normal", name=f"up{level}")(x)
+            x = layers.Concatenate(name=f"concat{level}")([x, feats[level]])
+            x = double_conv(x, filters, batch_norm=batch_norm, dropout=dropout, name=f"dec{level}")
+        return softmax_head(x, n_classes)
+
+    model = wrap_padded(input_shape, 16, body, pad_mode=pad_mode, name="vgg_unet")
+    set_info(model, {"backbone": "vgg16", "weights": weights, "regime": regime, "encoder_frozen": False})
+    if regime == "imagenet_frozen" and pretrained:
+        freeze_encoder(model)
+    return model

@@ -1,0 +1,570 @@
+"""Run records: one folder per training run, described by ``run.json``.
+
+A run folder holds ``run.json`` (config, model, dataset + split + file hashes,
+metrics on whole held-out slices, timings, package versions), the model file
+(``model.keras`` for networks, ``model.pkl`` for the baselines),
+``history.csv`` and ``logs/`` (TensorBoard). Notebooks build every results
+table from these records with :func:`load_run` and :func:`results_table`.
+
+Importing this module does not import TensorFlow.
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import os
+import platform
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from rockseg.errors import DataError, OutputExistsError
+
+__all__ = [
+    "RUN_FILE",
+    "SCHEMA",
+    "SplitData",
+    "evaluate_labels",
+    "evaluate_run",
+    "keras_label_predictor",
+    "load_run",
+    "load_split_data",
+    "package_versions",
+    "prepare_run_dir",
+    "results_table",
+    "write_json",
+    "write_run",
+]
+
+RUN_FILE = "run.json"
+SCHEMA = "rockseg.run/1"
+# what a run folder may hold; --overwrite removes only these
+RUN_ARTIFACTS = ("run.json", "model.keras", "model.pkl", "history.csv",
+                 "logs", "checkpoints", "predictions")
+# keys every finished run.json holds (checked by tests and by load_run(strict=True))
+REQUIRED_KEYS = ("schema", "status", "kind", "created", "model", "config", "seed", "dataset", "data",
+                 "metrics", "timing", "versions")
+
+
+# --------------------------------------------------------------------- json io
+def _json_default(obj):
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    if isinstance(obj, (Path,)):
+        return str(obj)
+    if isinstance(obj, (set, tuple)):
+        return list(obj)
+    if hasattr(obj, "to_dict"):
+        return obj.to_dict()
+    return repr(obj)
+
+
+def _clean_floats(obj):
+    """NaN/inf → None so run.json is strict JSON."""
+    if isinstance(obj, float) and not np.isfinite(obj):
+        return None
+    if isinstance(obj, np.floating):
+        return _clean_floats(float(obj))
+    if isinstance(obj, dict):
+        return {str(k): _clean_floats(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_clean_floats(v) for v in obj]
+    return obj
+
+
+def write_json(path, obj) -> Path:
+    """Write ``obj`` as indented JSON atomically (temp file in the same folder, then replace)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    text = json.dumps(_clean_floats(obj), indent=2, default=_json_default, allow_nan=False)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as fh:
+            fh.write(text + "\n")
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return path
+
+
+def write_run(run_dir, record: dict) -> Path:
+    """Write ``run_dir/run.json`` atomically."""
+    return write_json(Path(run_dir) / RUN_FILE, record)
+
+
+def load_run(run_dir, *, strict: bool = False) -> dict:
+    """Read ``run_dir/run.json`` (``run_dir`` may also be the json file itself).
+
+    Adds ``record["run_dir"]``. ``strict=True`` also requires a finished run with
+    every key of the schema. Raises ``DataError`` naming the file on any problem.
+    """
+    p = Path(run_dir)
+    path = p if p.suffix == ".json" else p / RUN_FILE
+    if not path.is_file():
+        raise DataError("no run record here (expected a run folder holding run.json)", path=path)
+    try:
+        record = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise DataError(f"cannot read run record: {exc}", path=path) from exc
+    if not isinstance(record, dict) or record.get("schema") != SCHEMA:
+        raise DataError(f"not a rockseg run record (schema {record.get('schema') if isinstance(record, dict) else None!r}, "
+                        f"expected {SCHEMA!r})", path=path)
+    if strict:
+        missing = [k for k in REQUIRED_KEYS if k not in record]
+        if missing:
+            raise DataError(f"run record lacks keys {missing}", path=path)
+        if record.get("status") != "complete":
+            raise DataError(f"run is not complete (status {record.get('status')!r}); "
+                            f"resume it with `rockseg train --resume --out {path.parent}`", path=path)
+    record["run_dir"] = str(path.parent)
+    return record
+
+
+def package_versions() -> dict:
+    """Versions of the packages a result depends on (None when not installed)."""
+    from importlib import metadata
+
+    out = {"python": platform.python_version(), "platform": platform.platform()}
+    for dist in ("rockseg", "tensorflow", "tf-keras", "segmentation-models", "numpy", "scikit-learn",
+                 "scikit-image"):
+        try:
+            out[dist] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            out[dist] = None
+    return out
+
+
+def now_iso() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+
+
+# ------------------------------------------------------------------ run folder
+def prepare_run_dir(out, *, resume: bool = False, overwrite: bool = False) -> dict | None:
+    """Check that ``out`` may receive a run; returns the existing record when resuming.
+
+    Nothing is written here. An existing run folder is refused (``OutputExistsError``)
+    unless ``resume`` (the same run continues) or ``overwrite`` (its run files are
+    removed later by :func:`clear_run_dir`). A non-empty folder that is not a run is
+    always refused: rockseg never deletes files it did not write.
+    """
+    if resume and overwrite:
+        raise ValueError("choose one of resume and overwrite")
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise OutputExistsError(f"{out}: exists and is not a folder")
+    has_run = (out / RUN_FILE).is_file()
+    if resume:
+        if not has_run:
+            raise DataError("nothing to resume: no run.json here", path=out)
+        record = load_run(out)
+        if not (out / "checkpoints" / "state.json").is_file() and record.get("status") != "complete":
+            raise DataError("nothing to resume: the run has no checkpoint yet", path=out)
+        return record
+    if not out.exists() or not any(out.iterdir()):
+        return None
+    if not has_run:
+        foreign = sorted(p.name for p in out.iterdir())[:5]
+        raise OutputExistsError(f"{out}: folder is not empty and holds no run ({', '.join(foreign)}); "
+                                f"choose an empty or new folder")
+    if not overwrite:
+        rec = load_run(out)
+        raise OutputExistsError(
+            f"{out}: already holds a run ({rec.get('model', {}).get('name', '?')} on "
+            f"{rec.get('dataset', {}).get('name', '?')}, status {rec.get('status')}); "
+            f"pass --resume to continue it or --overwrite to replace it")
+    foreign = [p.name for p in out.iterdir() if p.name not in RUN_ARTIFACTS and not p.name.startswith(".")]
+    if foreign:
+        raise OutputExistsError(f"{out}: --overwrite would only replace run files, but the folder also "
+                                f"holds {sorted(foreign)[:5]}; move them or choose another folder")
+    return None
+
+
+def clear_run_dir(out) -> None:
+    """Remove the files a previous run wrote (only those) before a new one starts."""
+    out = Path(out)
+    for name in RUN_ARTIFACTS:
+        p = out / name
+        if p.is_dir():
+            shutil.rmtree(p)
+        elif p.exists():
+            p.unlink()
+    for p in out.glob(".run.json.*.tmp"):
+        p.unlink()
+
+
+# ----------------------------------------------------------------------- data
+@dataclass
+class SplitData:
+    """Train/val/test arrays of one dataset plus what the run record needs about it."""
+
+    name: str
+    class_names: list
+    n_classes: int
+    train: tuple  # (images list, masks list)
+    val: tuple
+    test: tuple
+    split: dict  # {"train": ids, "val": ids, "test": ids}
+    source: str  # "registry" or "folder"
+    provenance: dict = field(default_factory=dict)
+    class_colours: list | None = None
+    channels: int = 1
+
+    def record(self) -> dict:
+        """The ``dataset`` entry of run.json."""
+        files = {}
+        prov = self.provenance or {}
+        for key in ("files", "sha256"):
+            if isinstance(prov.get(key), dict):
+                files = prov[key]
+                break
+        return {"name": self.name, "source": self.source, "split": self.split, "files": files,
+                "provenance": {k: v for k, v in prov.items() if k not in ("files", "sha256")},
+                "n_images": {k: len(v[0]) for k, v in (("train", self.train), ("val", self.val),
+                                                       ("test", self.test))}}
+
+    def data_record(self) -> dict:
+        """The ``data`` entry of run.json (what ``load_predictor`` needs)."""
+        return {"class_names": list(self.class_names), "n_classes": int(self.n_classes),
+                "channels": int(self.channels), "class_colours": self.class_colours,
+                "normalization": "rockseg.io.normalize"}
+
+
+def _check_masks(masks, n_classes: int, where: str, ids=None) -> None:
+    for k, m in enumerate(masks):
+        m = np.asarray(m)
+        if m.size and int(m.max()) >= n_classes:
+            name = ids[k] if ids is not None and k < len(ids) else f"image {k}"
+            raise DataError(f"mask {name} holds value {int(m.max())} but the dataset has "
+                            f"n_classes={n_classes} (valid labels 0..{n_classes - 1})", path=where)
+
+
+def _default_split(ids: list) -> dict:
+    """Hold out the last image for test and the one before for validation."""
+    n = len(ids)
+    if n >= 3:
+        return {"train": ids[:-2], "val": [ids[-2]], "test": [ids[-1]]}
+    if n == 2:
+        return {"train": ids[:1], "val": ids[1:], "test": []}
+    raise DataError(f"need at least 2 image/mask pairs to train and validate, found {n}")
+
+
+def _pick_split(ds_split: dict, ids: list) -> dict:
+    """train/val/test from a dataset's own split, else hold-outs (see :func:`load_split_data`)."""
+    sp = {k: list(ds_split.get(k, [])) for k in ("train", "val", "test")}
+    if sp["train"] and sp["val"]:
+        return sp
+    if len(sp["train"]) >= 2:  # e.g. keras-segmentation train/test folders without val
+        return {"train": sp["train"][:-1], "val": sp["train"][-1:], "test": sp["test"]}
+    return _default_split(list(ids))
+
+
+def load_split_data(dataset: str | None = None, *, images=None, masks=None, data_dir=None,
+                    n_classes: int | None = None, split: dict | None = None,
+                    profile: str | None = None) -> SplitData:
+    """Load a registered dataset (``dataset``) or a user folder pair (``images``, ``masks``).
+
+    A user folder without a train/val split keeps its last image for test and the
+    one before it for validation (with only a train split, its last image validates);
+    ``split`` overrides with explicit id lists. ``n_classes`` that disagrees with the
+    mask values raises ``DataError`` naming the data. ``profile`` sizes the synthetic twin.
+    """
+    from rockseg import datasets as dsmod
+
+    if (dataset is None) == (images is None):
+        raise ValueError("give either dataset or images (+ masks)")
+    if dataset is not None:
+        ds = dsmod.load_dataset(dataset, data_dir=data_dir, profile=profile)
+        name, source, where = dataset, "registry", dataset
+    else:
+        ds = dsmod.load_folder(images, masks, n_classes=n_classes)
+        name, source, where = f"folder:{Path(images).name}", "folder", images
+    ids = list(ds.ids)
+    nc = int(ds.n_classes if n_classes is None else n_classes)
+    class_names = list(getattr(ds, "class_names", None) or [str(i) for i in range(nc)])
+    if len(class_names) != nc:
+        class_names = (class_names + [f"class {i}" for i in range(len(class_names), nc)])[:nc]
+    the_split = _pick_split(split or getattr(ds, "split", None) or {}, ids)
+    index = {str(i): k for k, i in enumerate(ids)}
+    parts = {}
+    for part in ("train", "val", "test"):
+        unknown = [i for i in the_split[part] if str(i) not in index]
+        if unknown:
+            raise DataError(f"split {part!r} names unknown images {unknown[:5]}", path=where)
+        sel = [index[str(i)] for i in the_split[part]]
+        the_split[part] = [ids[k] for k in sel]
+        imgs = [np.asarray(ds.images[k]) for k in sel]
+        msks = [np.asarray(ds.masks[k]) for k in sel]
+        _check_masks(msks, nc, str(where), the_split[part])
+        parts[part] = (imgs, msks)
+    first = parts["train"][0][0] if parts["train"][0] else np.zeros((1, 1))
+    channels = 1 if first.ndim == 2 else int(first.shape[-1])
+    prov = dict(getattr(ds, "provenance", None) or {})
+    if source == "folder":
+        prov["files"] = _hash_files(prov.get("files") or {})
+    return SplitData(name=name, class_names=class_names, n_classes=nc, train=parts["train"],
+                     val=parts["val"], test=parts["test"], split=the_split, source=source,
+                     provenance=prov, class_colours=_listify(getattr(ds, "class_colours", None)),
+                     channels=channels)
+
+
+def _hash_files(files: dict) -> dict:
+    """``{path: {"sha256": ...}}`` for user files whose entry has no hash yet."""
+    import hashlib
+
+    out = {}
+    for path, meta in files.items():
+        meta = dict(meta or {})
+        p = Path(path)
+        if "sha256" not in meta and p.is_file():
+            h = hashlib.sha256()
+            with open(p, "rb") as fh:
+                for chunk in iter(lambda: fh.read(1 << 20), b""):
+                    h.update(chunk)
+            meta["sha256"] = h.hexdigest()
+        out[str(path)] = meta
+    return out
+
+
+def _listify(x):
+    if x is None:
+        return None
+    return [list(map(int, c)) if not isinstance(c, str) else c for c in x]
+
+
+# ----------------------------------------------------------------- evaluation
+def _sliding_window_probs(image, predictor, tile: int, overlap: float, batch_size: int):
+    """Minimal sliding-window inference (fallback when rockseg.infer is absent)."""
+    img = image if image.ndim == 3 else image[..., None]
+    h, w = img.shape[:2]
+    t = int(tile)
+    ph, pw = max(0, t - h), max(0, t - w)
+    if ph or pw:
+        img = np.pad(img, ((0, ph), (0, pw), (0, 0)), mode="reflect" if (ph < h and pw < w) else "edge")
+    H, W = img.shape[:2]
+    step = max(1, int(round(t * (1.0 - overlap))))
+    ys = sorted(set(list(range(0, H - t + 1, step)) + [H - t]))
+    xs = sorted(set(list(range(0, W - t + 1, step)) + [W - t]))
+    coords = [(y, x) for y in ys for x in xs]
+    g = np.exp(-0.5 * ((np.arange(t) - (t - 1) / 2) / (t / 4)) ** 2)
+    weight = np.outer(g, g).astype(np.float32)[..., None]
+    acc = None
+    norm = np.zeros((H, W, 1), np.float32)
+    for i in range(0, len(coords), batch_size):
+        chunk = coords[i:i + batch_size]
+        batch = np.stack([img[y:y + t, x:x + t] for y, x in chunk]).astype(np.float32)
+        probs = np.asarray(predictor(batch), np.float32)
+        if acc is None:
+            acc = np.zeros((H, W, probs.shape[-1]), np.float32)
+        for (y, x), p in zip(chunk, probs):
+            acc[y:y + t, x:x + t] += p * weight
+            norm[y:y + t, x:x + t] += weight
+    return (acc / np.maximum(norm, 1e-12))[:h, :w]
+
+
+def keras_label_predictor(model, *, tile: int = 256, overlap: float = 0.25, batch_size: int = 8):
+    """``image (H, W[, C]) float [0, 1] → labels (H, W) uint8`` by sliding-window softmax
+    (:func:`rockseg.infer.sliding_window_predict`, Gaussian blending)."""
+    try:
+        from rockseg import infer
+    except ImportError:  # pragma: no cover - infer module not installed
+        infer = None
+
+    if infer is not None:
+        predictor = infer.keras_predictor(model)
+
+        def probs_of(img):
+            return infer.sliding_window_predict(img, predictor, tile=tile, overlap=overlap,
+                                                blend="gaussian", batch_size=batch_size)
+    else:  # pragma: no cover
+        def probs_of(img):
+            return _sliding_window_probs(img, lambda b: model(b, training=False).numpy(),
+                                         tile, overlap, batch_size)
+
+    def predict(image):
+        img = image if image.ndim == 3 else image[..., None]
+        return np.argmax(np.asarray(probs_of(img)), axis=-1).astype(np.uint8)
+
+    return predict
+
+
+def evaluate_labels(predict, images, masks, n_classes: int, class_names=None, *, ids=None) -> dict:
+    """Predict every whole slice with ``predict(image) -> labels`` and score it.
+
+    Returns the :meth:`ConfusionAccumulator.summary` dict plus ``slices`` (ids),
+    ``per_slice_miou`` and ``seconds_per_slice``.
+    """
+    from rockseg.metrics import ConfusionAccumulator
+
+    acc = ConfusionAccumulator(n_classes, class_names)
+    per_slice, seconds = [], []
+    for im, m in zip(images, masks):
+        t0 = time.perf_counter()
+        pred = predict(im)
+        seconds.append(time.perf_counter() - t0)
+        one = ConfusionAccumulator(n_classes, class_names).update(m, pred)
+        per_slice.append(one.miou())
+        acc.matrix += one.matrix
+    out = acc.summary()
+    out["slices"] = list(ids) if ids is not None else list(range(len(per_slice)))
+    out["per_slice_miou"] = per_slice
+    out["seconds_per_slice"] = float(np.mean(seconds)) if seconds else None
+    return out
+
+
+def evaluate_run(run_dir, *, data_dir=None, subsets=("val", "test"), write: bool = False) -> dict:
+    """Recompute a finished run's metrics from its saved model on whole held-out slices.
+
+    Reads the dataset named in run.json (``data_dir`` as for ``load_dataset``),
+    returns ``{subset: summary}`` and, with ``write=True``, stores them in run.json.
+    """
+    rec = load_run(run_dir, strict=True)
+    ds = rec["dataset"]
+    if ds.get("source") == "folder":
+        paths = rec.get("config", {}).get("data_paths") or {}
+        data = load_split_data(images=paths.get("images"), masks=paths.get("masks"),
+                               n_classes=rec["data"]["n_classes"], split=ds["split"])
+    else:
+        data = load_split_data(ds["name"], data_dir=data_dir, split=ds["split"],
+                               profile=rec.get("config", {}).get("name"))
+    predict = load_label_predictor(run_dir, rec)
+    out = {}
+    for subset in subsets:
+        imgs, msks = getattr(data, subset)
+        if not imgs:
+            continue
+        from rockseg.pipeline import prepare_arrays
+
+        imgs, msks = prepare_arrays(imgs, msks, n_classes=data.n_classes, name=subset)
+        out[subset] = evaluate_labels(predict, imgs, msks, data.n_classes, data.class_names,
+                                      ids=data.split[subset])
+    if write:
+        rec = load_run(run_dir)
+        rec.setdefault("metrics", {}).update(out)
+        rec.pop("run_dir", None)
+        write_run(run_dir, rec)
+    return out
+
+
+def load_label_predictor(run_dir, record: dict | None = None):
+    """``image → labels`` for the model saved in a run folder (network or baseline)."""
+    rec = record or load_run(run_dir, strict=True)
+    run_dir = Path(run_dir)
+    if rec["kind"] == "baseline":
+        from rockseg import baselines
+
+        cls = {"otsu": baselines.OtsuBaseline, "rf": baselines.RandomForestBaseline}[rec["model"]["name"]]
+        model = cls.load(run_dir / rec["model"]["file"])
+
+        def predict(image):
+            image = np.asarray(image)
+            if image.ndim == 3 and image.shape[-1] == 1:
+                image = image[..., 0]
+            return np.asarray(model.predict(image)).astype(np.uint8)
+
+        return predict
+    from rockseg._tf import keras
+
+    import rockseg.models  # noqa: F401  (registers the custom layers)
+
+    path = run_dir / rec["model"]["file"]
+    if not path.is_file():
+        raise DataError("model file named in run.json is missing", path=path)
+    model = keras().models.load_model(str(path), compile=False)
+    cfg = rec.get("config", {})
+    return keras_label_predictor(model, tile=int(cfg.get("eval_tile", 256)),
+                                 overlap=float(cfg.get("eval_overlap", 0.25)),
+                                 batch_size=int(cfg.get("eval_batch_size", 8)))
+
+
+# -------------------------------------------------------------------- tables
+def _run_dirs(run_dirs):
+    if isinstance(run_dirs, (str, os.PathLike)):
+        run_dirs = [run_dirs]
+    out = []
+    for d in run_dirs:
+        d = Path(d)
+        if (d / RUN_FILE).is_file() or d.suffix == ".json":
+            out.append(d)
+        elif d.is_dir():  # a folder of runs
+            out.extend(sorted(p.parent for p in d.glob(f"*/{RUN_FILE}")))
+        else:
+            raise DataError("not a run folder", path=d)
+    return out
+
+
+def results_table(run_dirs, *, subset: str = "test", as_dataframe: bool = True):
+    """One row per run: model, data, mIoU/accuracy on val and test, per-class IoU, timings.
+
+    ``run_dirs``: run folders, or folders of run folders. Returns a pandas DataFrame
+    when pandas is installed and ``as_dataframe``, else a list of dicts.
+    """
+    rows = []
+    for d in _run_dirs(run_dirs):
+        rec = load_run(d)
+        model = rec.get("model", {})
+        opts = model.get("options", {}) or {}
+        metrics = rec.get("metrics", {}) or {}
+        timing = rec.get("timing", {}) or {}
+        row = {
+            "run": Path(rec["run_dir"]).name,
+            "status": rec.get("status"),
+            "kind": rec.get("kind"),
+            "model": model.get("name"),
+            "backbone": opts.get("backbone"),
+            "regime": opts.get("regime"),
+            "parameters": model.get("parameters"),
+            "dataset": rec.get("dataset", {}).get("name"),
+            "profile": rec.get("config", {}).get("name"),
+            "seed": rec.get("seed"),
+            "epochs": rec.get("training", {}).get("epochs_run"),
+        }
+        for part in ("val", "test"):
+            m = metrics.get(part) or {}
+            row[f"{part}_miou"] = m.get("miou")
+            row[f"{part}_accuracy"] = m.get("pixel_accuracy")
+        for cname, v in ((metrics.get(subset) or {}).get("per_class_iou") or {}).items():
+            row[f"{subset}_iou_{cname}"] = v
+        row["train_seconds"] = timing.get("train_seconds")
+        row["train_images_per_second"] = timing.get("train_images_per_second")
+        row["inference_seconds_per_slice"] = timing.get("inference_seconds_per_slice")
+        row["run_dir"] = rec["run_dir"]
+        rows.append(row)
+    if as_dataframe:
+        try:
+            import pandas as pd
+        except ImportError:  # pragma: no cover
+            return rows
+        return pd.DataFrame(rows)
+    return rows
+
+
+def format_metrics(record: dict) -> str:
+    """Human-readable summary of a run's metrics (used by ``rockseg evaluate RUN_DIR``)."""
+    model = record.get("model", {})
+    lines = [f"run {record.get('run_dir')}: {model.get('name')} "
+             f"({model.get('parameters')} parameters) on {record.get('dataset', {}).get('name')}, "
+             f"status {record.get('status')}"]
+    for part, m in (record.get("metrics") or {}).items():
+        if not m:
+            continue
+        ious = ", ".join(f"{k} {v:.3f}" if v is not None else f"{k} n/a"
+                         for k, v in (m.get("per_class_iou") or {}).items())
+        miou = m.get("miou")
+        acc = m.get("pixel_accuracy")
+        lines.append(f"  {part:<5} mIoU {miou:.4f}  accuracy {acc:.4f}  ({ious})  slices {m.get('slices')}"
+                     if miou is not None else f"  {part}: no metric")
+    t = record.get("timing") or {}
+    if t:
+        lines.append("  timing: " + ", ".join(f"{k} {v:.3g}" for k, v in t.items() if isinstance(v, (int, float))))
+    return "\n".join(lines)

@@ -1,0 +1,567 @@
+"""Training: losses/optimisers from the profile, validation-mIoU checkpointing, resume.
+
+:func:`train_run` is the whole recipe behind ``rockseg train``: load a dataset
+(registered or a user folder), build a model from the registry, train on random
+augmented crops (:mod:`rockseg.pipeline`), checkpoint the weights with the best
+mIoU on whole validation slices (sliding-window inference, every
+``train_val_every`` epochs; early stopping on the same number), evaluate the best
+weights on whole val and test slices and write the run folder (:mod:`rockseg.runs`).
+:func:`fit` is the loop on arrays you already hold. :func:`baseline_run` gives the
+multi-Otsu and random-forest baselines the same run records.
+
+Every default comes from the profile (``config.get_profile``; keys ``train_*`` and
+``eval_*``) and can be overridden by keyword. TensorFlow is imported lazily.
+"""
+from __future__ import annotations
+
+import csv
+import json
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+
+from rockseg import runs
+from rockseg.errors import DataError, RegistryError
+
+__all__ = [
+    "LOSSES",
+    "OPTIMIZERS",
+    "baseline_run",
+    "fit",
+    "make_loss",
+    "make_optimizer",
+    "train_run",
+]
+
+LOSSES = ("dice_focal", "dice", "focal", "wce", "ce")
+OPTIMIZERS = ("adam", "sgd", "adadelta")
+SCHEDULES = ("cosine_restarts", "constant")
+STATE_FILE = "state.json"
+
+
+# ------------------------------------------------------------ loss/optimiser
+def make_loss(name: str, class_weights=None):
+    """A Keras loss taking sparse integer ``y_true`` and softmax ``y_pred``.
+
+    ``dice_focal`` (Dice + focal, class-weighted), ``dice``, ``focal``, ``wce``
+    (class-weighted cross-entropy) or ``ce`` (plain sparse cross-entropy).
+    """
+    from rockseg import losses
+    from rockseg._tf import keras
+
+    w = None if class_weights is None else [float(v) for v in class_weights]
+    if name == "dice_focal":
+        return losses.dice_focal_loss(class_weights=w)
+    if name == "dice":
+        return losses.dice_loss(class_weights=w)
+    if name == "focal":
+        return losses.categorical_focal_loss(alpha=w)
+    if name == "wce":
+        if w is None:
+            raise ValueError("loss 'wce' needs class weights (train_class_weights)")
+        return losses.weighted_categorical_crossentropy(w)
+    if name == "ce":
+        return keras().losses.SparseCategoricalCrossentropy()
+    raise ValueError(f"unknown loss {name!r}; choose one of {list(LOSSES)}")
+
+
+def make_optimizer(name: str, lr: float, *, schedule: str = "constant", steps_per_epoch: int = 1,
+                   restart_epochs: float = 10, t_mul: float = 2.0, m_mul: float = 1.0,
+                   alpha: float = 0.0, momentum: float = 0.9):
+    """Adam, SGD (momentum, Nesterov) or Adadelta, optionally on cosine warm restarts.
+
+    ``cosine_restarts`` is ``CosineDecayRestarts`` whose first period lasts
+    ``restart_epochs`` epochs; each later period is ``t_mul`` times longer.
+    """
+    from rockseg._tf import keras
+
+    k = keras()
+    if schedule == "cosine_restarts":
+        first = max(1, int(round(restart_epochs * steps_per_epoch)))
+        rate = k.optimizers.schedules.CosineDecayRestarts(float(lr), first, t_mul=t_mul, m_mul=m_mul,
+                                                          alpha=alpha)
+    elif schedule in ("constant", None):
+        rate = float(lr)
+    else:
+        raise ValueError(f"unknown schedule {schedule!r}; choose one of {list(SCHEDULES)}")
+    if name == "adam":
+        return k.optimizers.Adam(rate)
+    if name == "sgd":
+        return k.optimizers.SGD(rate, momentum=momentum, nesterov=True)
+    if name == "adadelta":
+        return k.optimizers.Adadelta(rate)
+    raise ValueError(f"unknown optimizer {name!r}; choose one of {list(OPTIMIZERS)}")
+
+
+# -------------------------------------------------------------- checkpoints
+def _write_history_prefix(path: Path, keep_epochs: int) -> None:
+    """On resume, drop history rows of epochs that will be trained again."""
+    if not path.is_file():
+        return
+    with open(path, newline="") as fh:
+        rows = list(csv.reader(fh))
+    if not rows:
+        return
+    kept = [rows[0]] + [r for r in rows[1:] if r and r[0].isdigit() and int(r[0]) < keep_epochs]
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "w", newline="") as fh:
+        csv.writer(fh).writerows(kept)
+    os.replace(tmp, path)
+
+
+def _save_weights_atomic(model, path: Path) -> None:
+    tmp = path.with_name(f".tmp-{path.name}")
+    model.save_weights(str(tmp))
+    os.replace(tmp, path)
+
+
+def _tf_checkpoint(model):
+    from rockseg._tf import tf
+
+    return tf().train.Checkpoint(model=model, optimizer=model.optimizer)
+
+
+def read_state(out_dir) -> dict | None:
+    p = Path(out_dir) / "checkpoints" / STATE_FILE
+    if not p.is_file():
+        return None
+    try:
+        return json.loads(p.read_text())
+    except ValueError as exc:
+        raise DataError(f"corrupt training state: {exc}", path=p) from exc
+
+
+def restore_state(model, out_dir) -> dict:
+    """Load the last checkpoint (weights + optimizer state) of ``out_dir`` into ``model``."""
+    state = read_state(out_dir)
+    if state is None:
+        raise DataError("no checkpoint to resume from", path=Path(out_dir) / "checkpoints")
+    prefix = Path(out_dir) / "checkpoints" / state["checkpoint"]
+    model.optimizer.build(model.trainable_variables)
+    status = _tf_checkpoint(model).read(str(prefix))
+    status.assert_existing_objects_matched()
+    return state
+
+
+def _callback_class():
+    """The validation/checkpoint callback (built on first use: needs Keras)."""
+    from rockseg._tf import keras
+
+    class ValidationCheckpoint(keras().callbacks.Callback):
+        """Each ``every`` epochs: whole-slice validation mIoU into ``logs['val_miou']``,
+        best weights to ``best.weights.h5``, early stopping on it; every epoch: the last
+        checkpoint (weights + optimizer + epoch) for ``--resume``; a time budget."""
+
+        def __init__(self, evaluate, ckpt_dir: Path, *, every=1, patience=None, min_delta=0.0,
+                     max_minutes=None, epochs=1, batch_size=1, state=None, verbose=0):
+            super().__init__()
+            self.evaluate = evaluate
+            self.ckpt_dir = Path(ckpt_dir)
+            self.every = max(1, int(every))
+            self.patience = patience
+            self.min_delta = float(min_delta)
+            self.max_seconds = None if not max_minutes else float(max_minutes) * 60.0
+            self.epochs = int(epochs)
+            self.batch_size = int(batch_size)
+            self.verbose = verbose
+            st = dict(state or {})
+            self.best = st.get("best_val_miou")
+            self.best_epoch = st.get("best_epoch")
+            self.wait = int(st.get("wait", 0))
+            self.last_miou = st.get("last_val_miou")
+            self.train_seconds = float(st.get("train_seconds", 0.0))
+            self.val_seconds = float(st.get("val_seconds", 0.0))
+            self.images_seen = int(st.get("images_seen", 0))
+            self.val_history = list(st.get("val_history", []))
+            self.stop_reason = None
+            self.epochs_done = int(st.get("epoch", 0))
+
+        def on_train_begin(self, logs=None):
+            self._t0 = time.perf_counter()
+            self._seconds_at_start = self.train_seconds + self.val_seconds
+
+        def _elapsed(self):
+            return time.perf_counter() - self._t0
+
+        def on_train_batch_end(self, batch, logs=None):
+            self.images_seen += self.batch_size
+            if self.max_seconds is not None and self._elapsed() >= self.max_seconds and not self.model.stop_training:
+                self.model.stop_training = True
+                self.stop_reason = "time budget"
+
+        def on_epoch_begin(self, epoch, logs=None):
+            self._epoch_t0 = time.perf_counter()
+
+        def on_epoch_end(self, epoch, logs=None):
+            logs = logs if logs is not None else {}
+            self.train_seconds += time.perf_counter() - self._epoch_t0
+            done = epoch + 1
+            if done % self.every == 0 or done == self.epochs or self.model.stop_training:
+                t0 = time.perf_counter()
+                summary = self.evaluate(self.model)
+                self.val_seconds += time.perf_counter() - t0
+                miou = summary["miou"]
+                self.last_miou = miou
+                self.val_history.append({"epoch": done, "miou": miou,
+                                         "per_class_iou": summary.get("per_class_iou")})
+                if miou is not None and (self.best is None or miou > self.best + self.min_delta):
+                    self.best, self.best_epoch, self.wait = float(miou), done, 0
+                    _save_weights_atomic(self.model, self.ckpt_dir / "best.weights.h5")
+                else:
+                    self.wait += 1
+                    if self.patience and self.wait >= self.patience and not self.model.stop_training:
+                        self.model.stop_training = True
+                        self.stop_reason = "early stopping"
+                if self.verbose:
+                    print(f"epoch {done}: val mIoU {miou:.4f} (best {self.best:.4f} at epoch {self.best_epoch})")
+            logs["val_miou"] = np.nan if self.last_miou is None else float(self.last_miou)
+            self.epochs_done = done
+            self._save_last(done)
+
+        def _save_last(self, done):
+            name = f"last-{done}"
+            _tf_checkpoint(self.model).write(str(self.ckpt_dir / name))
+            previous = read_state(self.ckpt_dir.parent)
+            runs.write_json(self.ckpt_dir / STATE_FILE, self.state(done, name))
+            if previous and previous.get("checkpoint") not in (None, name):
+                for p in self.ckpt_dir.glob(previous["checkpoint"] + ".*"):
+                    p.unlink()
+
+        def state(self, done, name=None):
+            return {"epoch": done, "checkpoint": name, "best_val_miou": self.best, "best_epoch": self.best_epoch,
+                    "wait": self.wait, "last_val_miou": self.last_miou, "train_seconds": self.train_seconds,
+                    "val_seconds": self.val_seconds, "images_seen": self.images_seen,
+                    "val_history": self.val_history, "stop_reason": self.stop_reason}
+
+    return ValidationCheckpoint
+
+
+def _tensorboard_callback(log_dir: Path):
+    """Keras' TensorBoard callback, or (without the ``tensorboard`` package) a callback
+    writing the same per-epoch scalars (``train/epoch_<metric>``) with core TF ops."""
+    from rockseg._tf import keras, tf
+
+    try:
+        import tensorboard  # noqa: F401
+
+        return keras().callbacks.TensorBoard(str(log_dir), write_graph=False, profile_batch=0)
+    except ImportError:
+        pass
+    t = tf()
+    from tensorflow.core.framework import summary_pb2
+
+    class EpochScalars(keras().callbacks.Callback):
+        def on_train_begin(self, logs=None):
+            self._writer = t.summary.create_file_writer(str(Path(log_dir) / "train"))
+            self._meta = summary_pb2.SummaryMetadata()
+            self._meta.plugin_data.plugin_name = "scalars"
+
+        def on_epoch_end(self, epoch, logs=None):
+            with self._writer.as_default():
+                for key, value in (logs or {}).items():
+                    try:
+                        v = float(value)
+                    except (TypeError, ValueError):
+                        continue
+                    t.summary.write(f"epoch_{key}", t.constant(v, t.float32), step=epoch, metadata=self._meta)
+            self._writer.flush()
+
+        def on_train_end(self, logs=None):
+            self._writer.close()
+
+    return EpochScalars()
+
+
+# ---------------------------------------------------------------- the loop
+def fit(model, train_images, train_masks, val_images, val_masks, *, out_dir, n_classes: int,
+        class_names=None, config: dict | None = None, seed: int = 0, resume: bool = False,
+        restore_best: bool = True, verbose: int = 0) -> dict:
+    """Train ``model`` in place on random augmented crops; returns the training summary.
+
+    ``config``: a profile dict (``config.get_profile``) or overrides of the default
+    profile. Writes ``out_dir/checkpoints`` (last + best), ``history.csv`` and
+    ``logs/``. On return the model holds the weights with the best validation mIoU
+    (``restore_best=False``: the weights of the last epoch).
+    ``resume=True`` continues from ``out_dir``'s last checkpoint (same data stream).
+    """
+    from rockseg import losses, pipeline
+    from rockseg._tf import keras, set_seed
+    from rockseg.config import get_profile
+
+    cfg = config if config and "name" in config else get_profile(None, **(config or {}))
+    out_dir = Path(out_dir)
+    ckpt_dir = out_dir / "checkpoints"
+    ckpt_dir.mkdir(parents=True, exist_ok=True)
+    set_seed(seed)
+    train_x, train_y = pipeline.prepare_arrays(train_images, train_masks, n_classes=n_classes, name="train")
+    val_x, val_y = pipeline.prepare_arrays(val_images, val_masks, n_classes=n_classes, name="val")
+    if not val_x:
+        raise DataError("no validation images: training checkpoints on validation mIoU")
+
+    weights = None
+    if cfg.get("train_class_weights"):
+        weights = losses.class_weights(train_y, n_classes, method=cfg["train_class_weights"])
+    steps = int(cfg["train_steps_per_epoch"])
+    epochs = int(cfg["train_epochs"])
+    batch = int(cfg["train_batch_size"])
+    opt = make_optimizer(cfg["train_optimizer"], cfg["train_lr"], schedule=cfg.get("train_schedule", "constant"),
+                         steps_per_epoch=steps, restart_epochs=cfg.get("train_restart_epochs", 10))
+    model.compile(optimizer=opt, loss=make_loss(cfg["train_loss"], weights), metrics=["accuracy"])
+
+    state = None
+    initial_epoch = 0
+    if resume:
+        state = restore_state(model, out_dir)
+        initial_epoch = int(state["epoch"])
+        _write_history_prefix(out_dir / "history.csv", initial_epoch)
+
+    predict = None
+
+    def evaluate(m):
+        nonlocal predict
+        if predict is None:
+            predict = runs.keras_label_predictor(m, tile=int(cfg["eval_tile"]),
+                                                 overlap=float(cfg["eval_overlap"]),
+                                                 batch_size=int(cfg["eval_batch_size"]))
+        return runs.evaluate_labels(predict, val_x, val_y, n_classes, class_names)
+
+    cb = _callback_class()(evaluate, ckpt_dir, every=cfg.get("train_val_every", 1),
+                           patience=cfg.get("train_patience"), max_minutes=cfg.get("train_max_minutes"),
+                           epochs=epochs, batch_size=batch, state=state, verbose=verbose)
+    k = keras()
+    callbacks = [cb, k.callbacks.CSVLogger(str(out_dir / "history.csv"), append=resume),
+                 _tensorboard_callback(out_dir / "logs")]
+    if initial_epoch < epochs and not (state and state.get("stop_reason") == "early stopping"):
+        data = pipeline.make_dataset(train_x, train_y, patch_size=int(cfg["train_patch_size"]), batch_size=batch,
+                                     n_classes=n_classes, augment=cfg.get("train_augment", True), seed=seed,
+                                     start_step=initial_epoch * steps)
+        model.fit(data, epochs=epochs, steps_per_epoch=steps, initial_epoch=initial_epoch,
+                  callbacks=callbacks, verbose=verbose)
+    best = ckpt_dir / "best.weights.h5"
+    if restore_best and best.is_file():
+        model.load_weights(str(best))
+    final = cb.state(cb.epochs_done)
+    seconds = final["train_seconds"]
+    return {
+        "epochs_run": cb.epochs_done,
+        "epochs_planned": epochs,
+        "initial_epoch": initial_epoch,
+        "resumed": bool(resume),
+        "best_epoch": final["best_epoch"],
+        "best_val_miou": final["best_val_miou"],
+        "stop_reason": cb.stop_reason or (state or {}).get("stop_reason") or "epochs done",
+        "images_seen": final["images_seen"],
+        "train_seconds": seconds,
+        "val_seconds": final["val_seconds"],
+        "train_images_per_second": final["images_seen"] / seconds if seconds > 0 else None,
+        "class_weights": None if weights is None else [float(v) for v in weights],
+        "val_history": final["val_history"],
+    }
+
+
+# ------------------------------------------------------------ full recipe
+TRAIN_KEYS_ON_RESUME = ("train_epochs", "train_max_minutes")
+
+
+def _save_model_atomic(model, path: Path) -> None:
+    tmp = path.with_name(f".tmp-{path.stem}.keras")
+    model.save(str(tmp))
+    os.replace(tmp, path)
+
+
+def _eval_subsets(predict, data: runs.SplitData, arrays: dict) -> dict:
+    out = {}
+    for part in ("val", "test"):
+        x, y = arrays[part]
+        if x:
+            out[part] = runs.evaluate_labels(predict, x, y, data.n_classes, data.class_names,
+                                             ids=data.split[part])
+    return out
+
+
+def _record_base(kind, name, options, cfg, seed, data: runs.SplitData, out: Path) -> dict:
+    return {
+        "schema": runs.SCHEMA,
+        "status": "training",
+        "kind": kind,
+        "created": runs.now_iso(),
+        "model": {"name": name, "options": options or {}},
+        "config": cfg,
+        "seed": int(seed),
+        "dataset": data.record(),
+        "data": data.data_record(),
+        "metrics": {},
+        "timing": {},
+        "versions": runs.package_versions(),
+    }
+
+
+def _data_paths(images, masks) -> dict:
+    return {"images": str(Path(images).resolve()), "masks": None if masks is None else str(Path(masks).resolve())}
+
+
+def _load_data(dataset, images, masks, data_dir, n_classes, split=None, profile=None):
+    if dataset is None and images is None:
+        raise ValueError("give dataset= or images= and masks=")
+    return runs.load_split_data(dataset, images=images, masks=masks, data_dir=data_dir,
+                                n_classes=n_classes, split=split, profile=profile)
+
+
+def train_run(model_name: str | None = None, *, out, dataset: str | None = None, images=None, masks=None,
+              data_dir=None, profile: str | None = None, seed: int = 0, resume: bool = False,
+              overwrite: bool = False, model_options: dict | None = None, n_classes: int | None = None,
+              verbose: int = 0, **overrides) -> dict:
+    """Train a registry model and write its run folder ``out``; returns the run record.
+
+    ``model_name``/``dataset`` default to the profile's ``train_model``/``train_dataset``;
+    ``images``/``masks`` train on a user folder pair instead. ``overrides`` set any
+    profile key (``train_epochs=3``, ``train_lr=3e-4``, ...). ``resume=True`` continues
+    the run in ``out`` with its stored settings (only ``train_epochs`` and
+    ``train_max_minutes`` may change); ``overwrite=True`` replaces a previous run.
+    An existing run is otherwise refused with ``OutputExistsError`` before anything is written.
+    """
+    from rockseg import models, pipeline
+    from rockseg._tf import set_seed
+    from rockseg.config import get_profile
+
+    out = Path(out)
+    previous = runs.prepare_run_dir(out, resume=resume, overwrite=overwrite)
+    if previous is not None:  # resume: the stored settings win
+        if previous.get("kind") != "cnn":
+            raise DataError(f"cannot resume a {previous.get('kind')} run", path=out)
+        cfg = dict(previous["config"])
+        cfg.update({k: v for k, v in overrides.items() if k in TRAIN_KEYS_ON_RESUME and v is not None})
+        model_name = previous["model"]["name"]
+        model_options = previous["model"]["options"]
+        seed = previous["seed"]
+        dsrec = previous["dataset"]
+        paths = cfg.get("data_paths") or {}
+        data = _load_data(dsrec["name"] if dsrec.get("source") == "registry" else None,
+                          paths.get("images"), paths.get("masks"), data_dir,
+                          previous["data"]["n_classes"], split=dsrec.get("split"), profile=cfg.get("name"))
+    else:
+        cfg = get_profile(profile, **overrides)
+        model_name = model_name or cfg["train_model"]
+        if model_options is None:
+            model_options = dict(cfg.get("train_model_options") or {})
+        if images is None and dataset is None:
+            dataset = cfg["train_dataset"]
+        if images is not None:
+            cfg["data_paths"] = _data_paths(images, masks)
+        data = _load_data(dataset, images, masks, data_dir, n_classes, profile=cfg["name"])
+    arrays = {}
+    for part in ("train", "val", "test"):
+        x, y = getattr(data, part)
+        arrays[part] = pipeline.prepare_arrays(x, y, n_classes=data.n_classes, name=f"{data.name} {part}")
+
+    set_seed(seed)
+    model = models.build_model(model_name, data.n_classes, (None, None, data.channels), **model_options)
+    if not hasattr(model, "fit") or not hasattr(model, "count_params"):
+        raise RegistryError(f"model {model_name!r} is not a Keras model and has its own training loop; "
+                            f"train it with its fit() method (see rockseg.models)")
+
+    if overwrite:
+        runs.clear_run_dir(out)
+    out.mkdir(parents=True, exist_ok=True)
+    record = previous or _record_base("cnn", model_name, model_options, cfg, seed, data, out)
+    record.pop("run_dir", None)
+    record["config"] = cfg
+    record["status"] = "training"
+    record["model"]["parameters"] = int(model.count_params())
+    record["model"]["info"] = getattr(model, "rockseg_info", None)
+    runs.write_run(out, record)
+
+    info = fit(model, *arrays["train"], *arrays["val"], out_dir=out, n_classes=data.n_classes,
+               class_names=data.class_names, config=cfg, seed=seed, resume=resume, verbose=verbose)
+    predict = runs.keras_label_predictor(model, tile=int(cfg["eval_tile"]), overlap=float(cfg["eval_overlap"]),
+                                         batch_size=int(cfg["eval_batch_size"]))
+    metrics = _eval_subsets(predict, data, arrays)
+    _save_model_atomic(model, out / "model.keras")
+    record["model"]["file"] = "model.keras"
+    record["training"] = info
+    record["metrics"] = metrics
+    infer_s = [m["seconds_per_slice"] for m in metrics.values() if m.get("seconds_per_slice")]
+    record["timing"] = {
+        "train_seconds": info["train_seconds"],
+        "validation_seconds": info["val_seconds"],
+        "train_images_per_second": info["train_images_per_second"],
+        "inference_seconds_per_slice": float(np.mean(infer_s)) if infer_s else None,
+        "slice_shape": list(arrays["val"][0][0].shape[:2]),
+    }
+    record["status"] = "complete"
+    record["finished"] = runs.now_iso()
+    runs.write_run(out, record)
+    return runs.load_run(out)
+
+
+def baseline_run(method: str, *, out, dataset: str | None = None, images=None, masks=None, data_dir=None,
+                 seed: int = 0, overwrite: bool = False, n_classes: int | None = None,
+                 options: dict | None = None, profile: str | None = None) -> dict:
+    """Fit a baseline (``otsu`` = multi-Otsu, ``rf`` = random forest) and write its run folder."""
+    from rockseg import baselines, pipeline
+
+    classes = {"otsu": "OtsuBaseline", "rf": "RandomForestBaseline"}
+    if method not in classes:
+        raise RegistryError(f"unknown baseline {method!r}; choose one of {sorted(classes)}")
+    out = Path(out)
+    runs.prepare_run_dir(out, overwrite=overwrite)
+    from rockseg.config import get_profile, profile_name
+
+    cfg = {"name": profile_name(profile), "method": method, "options": dict(options or {})}
+    if dataset is None and images is None:
+        dataset = get_profile(profile)["train_dataset"]
+    if images is not None:
+        cfg["data_paths"] = _data_paths(images, masks)
+    data = _load_data(dataset, images, masks, data_dir, n_classes, profile=cfg["name"])
+    arrays = {}
+    for part in ("train", "val", "test"):
+        x, y = getattr(data, part)
+        x, y = pipeline.prepare_arrays(x, y, n_classes=data.n_classes, name=f"{data.name} {part}")
+        arrays[part] = ([im[..., 0] if im.shape[-1] == 1 else im for im in x], y)
+    opts = dict(options or {})
+    opts.setdefault("seed", seed)
+    if method == "otsu":
+        if data.channels != 1:
+            raise DataError(f"the Otsu baseline needs grey images; {data.name} has {data.channels} channels")
+        model = baselines.OtsuBaseline(data.n_classes, **opts)
+        fit_args = {}
+    else:
+        if data.channels != 1:
+            opts.setdefault("channel_axis", -1)
+        model = baselines.RandomForestBaseline(**opts)
+        fit_args = {"n_classes": data.n_classes}
+    t0 = time.perf_counter()
+    model.fit(*arrays["train"], **fit_args)
+    train_seconds = time.perf_counter() - t0
+    if overwrite:
+        runs.clear_run_dir(out)
+    out.mkdir(parents=True, exist_ok=True)
+    record = _record_base("baseline", method, opts, cfg, seed, data, out)
+    model.save(out / "model.pkl")
+    metrics = _eval_subsets(lambda im: np.asarray(model.predict(im)).astype(np.uint8), data, arrays)
+    n_train = len(arrays["train"][0])
+    infer_s = [m["seconds_per_slice"] for m in metrics.values() if m.get("seconds_per_slice")]
+    record["model"].update({"file": "model.pkl", "parameters": _baseline_parameters(model),
+                            "info": {"class": type(model).__name__}})
+    record["metrics"] = metrics
+    record["training"] = {"epochs_run": None, "train_images": n_train}
+    record["timing"] = {"train_seconds": train_seconds,
+                        "train_images_per_second": n_train / train_seconds if train_seconds > 0 else None,
+                        "inference_seconds_per_slice": float(np.mean(infer_s)) if infer_s else None,
+                        "slice_shape": list(arrays["val"][0][0].shape[:2]) if arrays["val"][0] else None}
+    record["status"] = "complete"
+    record["finished"] = runs.now_iso()
+    runs.write_run(out, record)
+    return runs.load_run(out)
+
+
+def _baseline_parameters(model):
+    """Thresholds of multi-Otsu; tree nodes of the forest."""
+    if getattr(model, "thresholds_", None) is not None:
+        return int(np.size(model.thresholds_))
+    forest = getattr(model, "forest_", None)
+    if forest is not None:
+        return int(sum(est.tree_.node_count for est in forest.estimators_))
+    return None

@@ -1,0 +1,155 @@
+"""Training loop: determinism, resume, validation-mIoU checkpoints, time budget, optimisers."""
+from __future__ import annotations
+
+import csv
+import json
+
+import numpy as np
+import pytest
+
+from rockseg import train
+from rockseg.config import get_profile
+from rockseg.errors import DataError
+
+
+def _toy(rng, n, size=64):
+    """Smooth random 4-phase fields and noisy grey images that encode them."""
+    from scipy import ndimage
+
+    images, masks = [], []
+    for _ in range(n):
+        f = ndimage.gaussian_filter(rng.random((size, size)), 3)
+        f = (f - f.min()) / (f.max() - f.min())
+        m = np.digitize(f, [0.3, 0.5, 0.8]).astype(np.uint8)
+        images.append(np.clip(m / 3 * 0.8 + 0.1 + rng.normal(0, 0.03, m.shape), 0, 1).astype(np.float32))
+        masks.append(m)
+    return images, masks
+
+
+@pytest.fixture(scope="module")
+def toy():
+    rng = np.random.default_rng(0)
+    x, y = _toy(rng, 3)
+    vx, vy = _toy(rng, 1)
+    return x, y, vx, vy
+
+
+CFG = dict(train_epochs=2, train_steps_per_epoch=2, train_batch_size=2, train_patch_size=32,
+           eval_tile=32, eval_batch_size=4, train_max_minutes=0)
+
+
+def _fit(toy, out, epochs=2, resume=False, restore_best=False, **over):
+    from rockseg import models
+    from rockseg._tf import set_seed
+
+    cfg = get_profile("smoke", **{**CFG, "train_epochs": epochs, **over})
+    set_seed(0)
+    model = models.build_model("unet", 4, (None, None, 1), base_filters=4, depth=2)
+    info = train.fit(model, *toy, out_dir=out, n_classes=4, config=cfg, seed=0, resume=resume,
+                     restore_best=restore_best)
+    return model, info
+
+
+def _same(m1, m2):
+    return all(np.array_equal(a, b) for a, b in zip(m1.get_weights(), m2.get_weights()))
+
+
+def test_same_seed_gives_identical_weights_and_metrics(toy, tmp_path):
+    m1, i1 = _fit(toy, tmp_path / "a")
+    m2, i2 = _fit(toy, tmp_path / "b")
+    assert _same(m1, m2)
+    assert i1["val_history"] == i2["val_history"]
+    assert i1["epochs_run"] == 2 and i1["images_seen"] == 2 * 2 * 2
+    # artefacts of a run: history with val_miou, TensorBoard events, checkpoints
+    rows = list(csv.DictReader(open(tmp_path / "a" / "history.csv")))
+    assert [r["epoch"] for r in rows] == ["0", "1"] and "val_miou" in rows[0]
+    assert float(rows[1]["val_miou"]) == pytest.approx(i1["val_history"][1]["miou"])
+    assert list((tmp_path / "a" / "logs").rglob("events.out.tfevents.*"))
+    state = json.loads((tmp_path / "a" / "checkpoints" / "state.json").read_text())
+    assert state["epoch"] == 2 and (tmp_path / "a" / "checkpoints" / "best.weights.h5").is_file()
+
+
+def test_resume_continues_from_the_last_checkpoint(toy, tmp_path):
+    full, info_full = _fit(toy, tmp_path / "full", epochs=2)
+    first, info_first = _fit(toy, tmp_path / "cut", epochs=1)
+    assert info_first["epochs_run"] == 1
+    resumed, info = _fit(toy, tmp_path / "cut", epochs=2, resume=True)
+    assert info["initial_epoch"] == 1 and info["epochs_run"] == 2 and info["resumed"]
+    assert int(resumed.optimizer.iterations.numpy()) == 4  # optimizer state came back (2 + 2 steps)
+    assert not _same(first, resumed)  # it trained on
+    assert _same(full, resumed)  # ... exactly as the uninterrupted run (same data stream, same state)
+    assert info["val_history"] == info_full["val_history"]
+    rows = list(csv.DictReader(open(tmp_path / "cut" / "history.csv")))
+    assert [r["epoch"] for r in rows] == ["0", "1"]
+
+
+def test_best_weights_follow_validation_miou(toy, tmp_path):
+    model, info = _fit(toy, tmp_path / "r", epochs=3, restore_best=True)
+    hist = [h["miou"] for h in info["val_history"]]
+    assert info["best_val_miou"] == pytest.approx(max(hist))
+    assert info["best_epoch"] == int(np.argmax(hist)) + 1
+    # the returned model is the best one: re-evaluating it gives the best mIoU
+    from rockseg import runs
+
+    predict = runs.keras_label_predictor(model, tile=32, batch_size=4)
+    again = runs.evaluate_labels(predict, toy[2], toy[3], 4)
+    assert again["miou"] == pytest.approx(info["best_val_miou"], abs=1e-6)
+
+
+def test_time_budget_and_early_stopping(toy, tmp_path):
+    _, info = _fit(toy, tmp_path / "t", epochs=5, train_max_minutes=1e-6)
+    assert info["stop_reason"] == "time budget" and info["epochs_run"] == 1
+    assert info["images_seen"] == 2  # stopped after the first batch
+    _, info = _fit(toy, tmp_path / "p", epochs=6, train_patience=1, train_lr=0.0, train_schedule="constant")
+    # lr 0: validation never improves after epoch 1, so patience 1 stops at epoch 2
+    assert info["stop_reason"] == "early stopping" and info["epochs_run"] == 2
+
+
+def test_mask_values_beyond_n_classes_are_refused(toy, tmp_path):
+    x, y, vx, vy = toy
+    bad = [m.copy() for m in y]
+    bad[1][0, 0] = 7
+    from rockseg import models
+
+    model = models.build_model("unet", 4, (None, None, 1), base_filters=4, depth=2)
+    with pytest.raises(DataError, match=r"train\[1\].*mask value 7 >= n_classes=4"):
+        train.fit(model, x, bad, vx, vy, out_dir=tmp_path / "x", n_classes=4,
+                  config=get_profile("smoke", **CFG))
+
+
+def test_optimizers_losses_and_schedule():
+    from rockseg._tf import keras
+
+    k = keras()
+    assert isinstance(train.make_optimizer("adam", 1e-3), k.optimizers.Adam)
+    sgd = train.make_optimizer("sgd", 1e-2)
+    assert isinstance(sgd, k.optimizers.SGD) and sgd.nesterov
+    assert isinstance(train.make_optimizer("adadelta", 1.0), k.optimizers.Adadelta)
+    opt = train.make_optimizer("adam", 1e-3, schedule="cosine_restarts", steps_per_epoch=10, restart_epochs=1)
+    lr = opt.learning_rate
+    rates = [float(lr(s)) for s in (0, 5, 9, 10)]
+    assert rates[0] == pytest.approx(1e-3) and rates[1] < rates[0] and rates[2] < rates[1]
+    assert rates[3] == pytest.approx(1e-3)  # warm restart after one epoch
+    with pytest.raises(ValueError, match="unknown optimizer"):
+        train.make_optimizer("rmsprop", 1e-3)
+    y_true = np.array([[[0, 1], [2, 3]]])
+    y_pred = np.full((1, 2, 2, 4), 0.25, np.float32)
+    for name in ("dice_focal", "dice", "focal", "wce", "ce"):
+        value = float(train.make_loss(name, [1.0, 2.0, 1.0, 2.0])(y_true, y_pred))
+        assert np.isfinite(value) and value > 0, name
+    with pytest.raises(ValueError, match="unknown loss"):
+        train.make_loss("hinge")
+
+
+def test_profiles_hold_the_training_defaults():
+    keys = {"train_model", "train_model_options", "train_dataset", "train_patch_size", "train_batch_size",
+            "train_epochs", "train_steps_per_epoch", "train_loss", "train_class_weights", "train_optimizer",
+            "train_lr", "train_schedule", "train_restart_epochs", "train_augment", "train_val_every",
+            "train_patience", "train_max_minutes", "eval_tile", "eval_overlap", "eval_batch_size"}
+    for name in ("smoke", "cpu", "full"):
+        prof = get_profile(name)
+        assert keys <= set(prof), name
+        assert prof["train_loss"] in train.LOSSES and prof["train_optimizer"] in train.OPTIMIZERS
+    assert get_profile("smoke")["train_patch_size"] <= 64
+    assert get_profile("cpu", train_epochs=3)["train_epochs"] == 3
+    assert get_profile("cpu")["train_max_minutes"] <= 20
