@@ -30,8 +30,8 @@ test-lib: setup
 reproduce: setup
 	@set -e; for nb in notebooks/[0-9][0-9]_*.ipynb; do \
 	  echo "== $$nb (profile cpu)"; \
-	  ROCKSEG_PROFILE=cpu ROCKSEG_DATA_DIR=$(DATA_DIR) $(VENV)/bin/papermill --cwd notebooks -k python3 "$$nb" "$$nb.tmp" -p profile cpu; \
-	  mv "$$nb.tmp" "$$nb"; \
+	  MPLBACKEND=module://matplotlib_inline.backend_inline ROCKSEG_PROFILE=cpu ROCKSEG_DATA_DIR=$(DATA_DIR) $(VENV)/bin/papermill --cwd notebooks -k python3 "$$nb" "$$nb.tmp.ipynb" -p profile cpu; \
+	  mv "$$nb.tmp.ipynb" "$$nb"; \
 	done
 
 benchmarks: setup

@@ -144,3 +144,29 @@ def test_sample_mask_on_real_slice(data_dir):
     rgb = np.asarray(Image.open(data_dir / "sandstone_versa" / "Train_masks" / "Sandstone_Versa0000.tif"))[..., :3]
     pore = (rgb == (0, 0, 255)).all(-1)
     assert pore[~mask].mean() > 0.99
+
+
+def test_plot_denoise_comparison():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from rockseg.plotting import plot_denoise_comparison
+
+    img, lab = _two_phase()
+    fig = plot_denoise_comparison(img, {"median": ct.denoise(img, "median", size=5), "nlm": ct.denoise(img, "nlm", h=0.08)},
+                                  lab, ["dark", "bright"], [(0, 0, 255), (255, 0, 0)], zoom=(10, 10, 30))
+    assert len(fig.axes) == 9
+    titles = [ax.get_title() for ax in fig.axes]
+    assert titles[:2] == ["before", "median"] and all("overlap dark/bright" in t for t in titles[6:])
+    plt.close(fig)
+
+
+def test_preprocess_does_not_import_tensorflow():
+    import subprocess
+    import sys
+
+    code = ("import sys, rockseg.preprocess.ct, rockseg.preprocess.qemscan, rockseg.preprocess.thinsection; "
+            "sys.exit(1 if 'tensorflow' in sys.modules else 0)")
+    assert subprocess.run([sys.executable, "-c", code]).returncode == 0

@@ -301,3 +301,19 @@ def test_save_tiles_layout_and_no_overwrite(tmp_path):
     with pytest.raises(DataError, match="uint8"):
         q.save_tiles(tmp_path / "bad", images.astype(np.float32), masks)
     assert not (tmp_path / "bad").exists()
+
+
+def test_plot_registration():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from rockseg.plotting import plot_registration
+
+    p = _pair(shape=(64, 64))
+    up = q.upsample_labels(p["qemscan_labels"], 4, (64, 64))
+    fig = plot_registration(p["sem"], up, q.apply_shift(up, (-2, 3)), zoom=(0, 0, 32))
+    assert [ax.get_title() for ax in fig.axes] == ["before registration (zoom)", "after registration (zoom)"]
+    assert fig.axes[0].images[0].get_array().shape == (32, 32, 3)
+    plt.close(fig)

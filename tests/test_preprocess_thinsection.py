@@ -176,3 +176,23 @@ def test_load_ppl_xpl_pairs(tmp_path):
     Image.fromarray(b).save(tmp_path / "field4_xpl.png")
     with pytest.raises(DataError, match="field4_ppl.png.*field4_xpl.png"):
         ts.load_ppl_xpl_pairs(tmp_path)
+
+
+def test_thin_section_figures():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from rockseg.plotting import plot_grey_bin_labels, plot_histogram_comparison
+
+    rng = np.random.default_rng(3)
+    rgb = rng.integers(0, 256, (40, 50, 3), dtype=np.uint8)
+    fig = plot_grey_bin_labels(rgb)
+    assert len(fig.axes) == 3 and len(fig.axes[1].get_legend().get_texts()) == 5
+    plt.close(fig)
+    lab = ts.grey_bin_labels(rgb)
+    fig = plot_histogram_comparison(rgb, lab, np.full_like(lab, 3))
+    heights = [p.get_height() for p in fig.axes[1].patches]
+    assert len(heights) == 10 and heights[7] == 1.0  # the prediction bar of class 3
+    plt.close(fig)

@@ -126,7 +126,8 @@ def test_optimizers_losses_and_schedule():
     assert isinstance(sgd, k.optimizers.SGD) and sgd.nesterov
     assert isinstance(train.make_optimizer("adadelta", 1.0), k.optimizers.Adadelta)
     opt = train.make_optimizer("adam", 1e-3, schedule="cosine_restarts", steps_per_epoch=10, restart_epochs=1)
-    lr = opt.learning_rate
+    assert opt.get_config()["learning_rate"]["class_name"] == "CosineDecayRestarts"
+    lr = train.make_schedule(1e-3, "cosine_restarts", steps_per_epoch=10, restart_epochs=1)
     rates = [float(lr(s)) for s in (0, 5, 9, 10)]
     assert rates[0] == pytest.approx(1e-3) and rates[1] < rates[0] and rates[2] < rates[1]
     assert rates[3] == pytest.approx(1e-3)  # warm restart after one epoch

@@ -213,3 +213,171 @@ def matplotlib_rgb(c):
     from matplotlib.colors import to_rgb
 
     return to_rgb(c)
+
+
+# --------------------------------------------------------------------------- preprocessing figures
+def _zoom_window(shape, zoom):
+    """(slice, slice) of the zoom box: ``zoom`` = (y0, x0, size) or None for a central quarter."""
+    if zoom is None:
+        size = max(16, min(shape[:2]) // 4)
+        y0, x0 = (shape[0] - size) // 2, (shape[1] - size) // 2
+    else:
+        y0, x0, size = (int(v) for v in zoom)
+    return slice(y0, y0 + size), slice(x0, x0 + size)
+
+
+def plot_denoise_comparison(before, after, labels, class_names, class_colours, *, zoom=None, bins=64,
+                            mask=None, pairs=None):
+    """Denoising before/after: images, a zoomed crop, and per-class grey histograms.
+
+    ``after`` is one image or a dict ``{method name: image}`` (e.g. median vs NLM);
+    one column per image, rows: full image (zoom box outlined), zoom, class
+    histograms. Each histogram title lists the overlap of the class ``pairs``
+    (default: neighbouring classes by mean grey) from
+    :func:`rockseg.preprocess.ct.histogram_overlap`; lower is better separated.
+    """
+    import matplotlib.pyplot as plt
+    from matplotlib.patches import Rectangle
+
+    from rockseg.preprocess import ct
+
+    afters = dict(after) if isinstance(after, dict) else {"after": after}
+    columns = {"before": np.asarray(before), **{k: np.asarray(v) for k, v in afters.items()}}
+    lab = np.asarray(labels)
+    n_classes = len(class_names)
+    sel = np.ones(lab.shape, bool) if mask is None else np.asarray(mask, bool)
+    present = [c for c in range(n_classes) if ((lab == c) & sel).any()]
+    if pairs is None:
+        img0 = columns["before"]
+        order = sorted(present, key=lambda c: float(img0[(lab == c) & sel].mean()))
+        pairs = list(zip(order, order[1:]))
+    ys, xs = _zoom_window(lab.shape, zoom)
+    ncol = len(columns)
+    fig, axes = plt.subplots(3, ncol, figsize=(4.2 * ncol, 11), squeeze=False)
+    lo = min(float(np.min(v)) for v in columns.values())
+    hi = max(float(np.max(v)) for v in columns.values())
+    for j, (name, img) in enumerate(columns.items()):
+        ax = axes[0, j]
+        ax.imshow(img, cmap="gray", vmin=lo, vmax=hi)
+        ax.add_patch(Rectangle((xs.start, ys.start), xs.stop - xs.start, ys.stop - ys.start,
+                               fill=False, ec="yellow", lw=1.2))
+        ax.set_title(name)
+        ax.axis("off")
+        axes[1, j].imshow(img[ys, xs], cmap="gray", vmin=lo, vmax=hi, interpolation="nearest")
+        axes[1, j].set_title(f"{name} (zoom)")
+        axes[1, j].axis("off")
+        edges, hists = ct.class_histograms(img, lab, n_classes, bins=bins, value_range=(lo, hi + 1e-9), mask=mask)
+        centres = (edges[:-1] + edges[1:]) / 2
+        ax = axes[2, j]
+        for c in present:
+            ax.plot(centres, hists[c], color=_mpl_colour(class_colours[c]), lw=1.5, label=class_names[c])
+        overl = [f"{class_names[a]}/{class_names[b]} {ct.histogram_overlap(img, lab, a, b, bins=bins, value_range=(lo, hi + 1e-9), mask=mask):.2f}"
+                 for a, b in pairs]
+        ax.set_title("overlap " + ", ".join(overl), fontsize=8)
+        ax.set_xlabel("grey level")
+        ax.set_ylabel("fraction of class pixels")
+        if j == 0:
+            ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def plot_grey_bin_labels(rgb, labels=None, thresholds=None, sigma=1.0, palette=None, class_names=None):
+    """How grey-bin thin-section labels are made: image, smoothed-grey histogram with the cuts, recoloured labels.
+
+    ``labels`` default: :func:`rockseg.preprocess.thinsection.grey_bin_labels`.
+    The histogram is coloured by bin, which shows the labels are iso-grey slices,
+    not minerals.
+    """
+    import matplotlib.pyplot as plt
+
+    from rockseg.preprocess import thinsection as ts
+
+    thresholds = ts.PUBLISHED_THRESHOLDS if thresholds is None else tuple(thresholds)
+    palette = ts.THIN_SECTION_PALETTE if palette is None else palette
+    names = ts.CLASS_NAMES if class_names is None else class_names
+    g = ts.smoothed_grey(rgb, sigma)
+    lab = ts.grey_bin_labels(rgb, thresholds, sigma) if labels is None else np.asarray(labels)
+    fig, axes = plt.subplots(1, 3, figsize=(14, 4))
+    arr = np.asarray(rgb)
+    axes[0].imshow(arr[..., :3] if arr.ndim == 3 else arr, cmap=None if arr.ndim == 3 else "gray")
+    axes[0].set_title("image")
+    edges = np.linspace(0, 1, 129)
+    cuts = (0.0,) + thresholds + (1.0,)
+    for k in range(len(cuts) - 1):
+        vals = g[(g > cuts[k]) & (g <= cuts[k + 1])] if k else g[g <= cuts[1]]
+        col = _mpl_colour(palette[k + 1]) if (k + 1) in palette else "grey"
+        axes[1].hist(vals, bins=edges, color=col, edgecolor="k", lw=0.3,
+                     label=f"{k + 1}: {names.get(k + 1, k + 1) if isinstance(names, dict) else names[k]}")
+    for t in thresholds:
+        axes[1].axvline(t, color="r", ls="--", lw=1)
+    axes[1].set_xlabel(f"Gaussian-smoothed grey (sigma {sigma})")
+    axes[1].set_ylabel("pixels")
+    axes[1].set_title("labels = bins of the smoothed grey level")
+    axes[1].legend(fontsize=7)
+    axes[2].imshow(ts.recolour(lab, palette))
+    axes[2].set_title("labels, recoloured")
+    for ax in (axes[0], axes[2]):
+        ax.axis("off")
+    fig.tight_layout()
+    return fig
+
+
+def plot_histogram_comparison(rgb, labels, prediction=None, *, palette=None, class_names=None,
+                              classes=(1, 2, 3, 4, 5), bins=64, sigma=1.0):
+    """Image grey histogram next to the class fractions of the labels and (optionally) a prediction."""
+    import matplotlib.pyplot as plt
+
+    from rockseg.preprocess import thinsection as ts
+
+    palette = ts.THIN_SECTION_PALETTE if palette is None else palette
+    names = ts.CLASS_NAMES if class_names is None else class_names
+    h = ts.histogram_comparison(rgb, labels, prediction, classes=classes, bins=bins, sigma=sigma)
+    centres = (h["edges"][:-1] + h["edges"][1:]) / 2
+    fig, axes = plt.subplots(1, 2, figsize=(12, 3.8))
+    axes[0].plot(centres, h["grey_hist"], "k-", lw=1, label="grey")
+    axes[0].plot(centres, h["smoothed_hist"], "b-", lw=1.5, label=f"smoothed (sigma {sigma})")
+    for c in classes:
+        rng = h["label_grey_range"][c]
+        if rng is not None:
+            axes[0].axvspan(rng[0], rng[1], color=_mpl_colour(palette.get(c, (128, 128, 128))), alpha=0.15)
+    axes[0].set_xlabel("grey level")
+    axes[0].set_ylabel("fraction of pixels")
+    axes[0].set_title("image histogram (shaded: grey range of each label)")
+    axes[0].legend(fontsize=8)
+    x = np.arange(len(classes))
+    width = 0.4 if prediction is not None else 0.8
+    cols = [_mpl_colour(palette.get(c, (128, 128, 128))) for c in classes]
+    axes[1].bar(x - (width / 2 if prediction is not None else 0), [h["label_fractions"][c] for c in classes],
+                width, color=cols, edgecolor="k", label="labels")
+    if prediction is not None:
+        axes[1].bar(x + width / 2, [h["prediction_fractions"][c] for c in classes], width, color=cols,
+                    edgecolor="k", hatch="//", label="prediction")
+    axes[1].set_xticks(x)
+    axes[1].set_xticklabels([f"{c}: {names.get(c, c) if isinstance(names, dict) else names[i]}"
+                             for i, c in enumerate(classes)], rotation=20, fontsize=7, ha="right")
+    axes[1].set_ylabel("fraction of pixels")
+    axes[1].legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def plot_registration(sem, labels_before, labels_after, *, zoom=None, colour=(255, 255, 0)):
+    """SEM image with the QEMSCAN class boundaries overlaid before and after registration."""
+    import matplotlib.pyplot as plt
+
+    from rockseg.preprocess.qemscan import boundary_band
+
+    sem = np.asarray(sem, dtype=np.float32)
+    grey = (sem - sem.min()) / max(float(np.ptp(sem)), 1e-6)
+    ys, xs = _zoom_window(sem.shape, zoom)
+    fig, axes = plt.subplots(1, 2, figsize=(10, 5))
+    for ax, lab, name in zip(axes, (labels_before, labels_after), ("before registration", "after registration")):
+        rgb = np.repeat(grey[..., None], 3, axis=2)
+        band = boundary_band(np.asarray(lab), 1)
+        rgb[band] = np.asarray(colour, dtype=np.float32) / 255.0
+        ax.imshow(rgb[ys, xs], interpolation="nearest")
+        ax.set_title(f"{name} (zoom)")
+        ax.axis("off")
+    fig.tight_layout()
+    return fig

@@ -32,6 +32,7 @@ __all__ = [
     "fit",
     "make_loss",
     "make_optimizer",
+    "make_schedule",
     "train_run",
 ]
 
@@ -67,25 +68,30 @@ def make_loss(name: str, class_weights=None):
     raise ValueError(f"unknown loss {name!r}; choose one of {list(LOSSES)}")
 
 
+def make_schedule(lr: float, schedule: str = "constant", *, steps_per_epoch: int = 1,
+                  restart_epochs: float = 10, t_mul: float = 2.0, m_mul: float = 1.0, alpha: float = 0.0):
+    """A constant rate, or ``CosineDecayRestarts`` whose first period lasts ``restart_epochs``
+    epochs (each later period ``t_mul`` times longer, peaks scaled by ``m_mul``)."""
+    from rockseg._tf import keras
+
+    if schedule == "cosine_restarts":
+        first = max(1, int(round(restart_epochs * steps_per_epoch)))
+        return keras().optimizers.schedules.CosineDecayRestarts(float(lr), first, t_mul=t_mul, m_mul=m_mul,
+                                                                alpha=alpha)
+    if schedule in ("constant", None):
+        return float(lr)
+    raise ValueError(f"unknown schedule {schedule!r}; choose one of {list(SCHEDULES)}")
+
+
 def make_optimizer(name: str, lr: float, *, schedule: str = "constant", steps_per_epoch: int = 1,
                    restart_epochs: float = 10, t_mul: float = 2.0, m_mul: float = 1.0,
                    alpha: float = 0.0, momentum: float = 0.9):
-    """Adam, SGD (momentum, Nesterov) or Adadelta, optionally on cosine warm restarts.
-
-    ``cosine_restarts`` is ``CosineDecayRestarts`` whose first period lasts
-    ``restart_epochs`` epochs; each later period is ``t_mul`` times longer.
-    """
+    """Adam, SGD (momentum, Nesterov) or Adadelta on the rate of :func:`make_schedule`."""
     from rockseg._tf import keras
 
     k = keras()
-    if schedule == "cosine_restarts":
-        first = max(1, int(round(restart_epochs * steps_per_epoch)))
-        rate = k.optimizers.schedules.CosineDecayRestarts(float(lr), first, t_mul=t_mul, m_mul=m_mul,
-                                                          alpha=alpha)
-    elif schedule in ("constant", None):
-        rate = float(lr)
-    else:
-        raise ValueError(f"unknown schedule {schedule!r}; choose one of {list(SCHEDULES)}")
+    rate = make_schedule(lr, schedule, steps_per_epoch=steps_per_epoch, restart_epochs=restart_epochs,
+                         t_mul=t_mul, m_mul=m_mul, alpha=alpha)
     if name == "adam":
         return k.optimizers.Adam(rate)
     if name == "sgd":

@@ -1,0 +1,140 @@
+"""Run records: run.json io, run-folder protection, whole-slice evaluation, results tables."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from rockseg import runs
+from rockseg.errors import DataError, OutputExistsError
+
+
+def _record(name="unet", miou=0.8):
+    return {"schema": runs.SCHEMA, "status": "complete", "kind": "cnn", "created": "2024-01-01T00:00:00+00:00",
+            "model": {"name": name, "options": {"base_filters": 16}, "parameters": 123, "file": "model.keras"},
+            "config": {"name": "smoke"}, "seed": 0,
+            "dataset": {"name": "toy", "source": "registry", "split": {"train": [0], "val": [1], "test": [2]},
+                        "files": {}},
+            "data": {"class_names": ["a", "b"], "n_classes": 2, "channels": 1, "normalization": "rockseg.io.normalize"},
+            "metrics": {"val": {"miou": miou + 0.01, "pixel_accuracy": 0.9, "per_class_iou": {"a": 0.9, "b": 0.7}},
+                        "test": {"miou": miou, "pixel_accuracy": 0.95, "per_class_iou": {"a": 0.95, "b": float("nan")}}},
+            "timing": {"train_seconds": 1.5}, "versions": runs.package_versions()}
+
+
+def test_write_and_load_run(tmp_path):
+    runs.write_run(tmp_path / "r", _record())
+    text = (tmp_path / "r" / "run.json").read_text()
+    assert "NaN" not in text  # strict JSON: NaN became null
+    rec = runs.load_run(tmp_path / "r", strict=True)
+    assert rec["metrics"]["test"]["per_class_iou"]["b"] is None
+    assert rec["run_dir"] == str(tmp_path / "r")
+    assert not list((tmp_path / "r").glob("*.tmp"))
+    v = rec["versions"]
+    assert {"python", "tensorflow", "tf-keras", "segmentation-models", "numpy", "rockseg"} <= set(v)
+
+
+def test_load_run_rejects_bad_records(tmp_path):
+    with pytest.raises(DataError, match="no run record"):
+        runs.load_run(tmp_path)
+    (tmp_path / "run.json").write_text("{not json")
+    with pytest.raises(DataError, match="cannot read run record"):
+        runs.load_run(tmp_path)
+    (tmp_path / "run.json").write_text(json.dumps({"schema": "other"}))
+    with pytest.raises(DataError, match="not a rockseg run record"):
+        runs.load_run(tmp_path)
+    rec = _record()
+    rec["status"] = "training"
+    runs.write_run(tmp_path, rec)
+    with pytest.raises(DataError, match="not complete"):
+        runs.load_run(tmp_path, strict=True)
+
+
+def test_prepare_run_dir_protects_existing_folders(tmp_path):
+    assert runs.prepare_run_dir(tmp_path / "new") is None
+    assert not (tmp_path / "new").exists()  # nothing written
+    foreign = tmp_path / "foreign"
+    foreign.mkdir()
+    (foreign / "notes.txt").write_text("mine")
+    for kw in ({}, {"overwrite": True}):
+        with pytest.raises(OutputExistsError, match="holds no run"):
+            runs.prepare_run_dir(foreign, **kw)
+    with pytest.raises(DataError, match="nothing to resume"):
+        runs.prepare_run_dir(foreign, resume=True)
+    run = tmp_path / "run"
+    runs.write_run(run, _record())
+    with pytest.raises(OutputExistsError, match="already holds a run.*--resume.*--overwrite"):
+        runs.prepare_run_dir(run)
+    assert runs.prepare_run_dir(run, overwrite=True) is None
+    (run / "notes.txt").write_text("mine")
+    with pytest.raises(OutputExistsError, match="notes.txt"):
+        runs.prepare_run_dir(run, overwrite=True)
+    (run / "notes.txt").unlink()
+    (run / "history.csv").write_text("epoch\n")
+    runs.clear_run_dir(run)
+    assert list(run.iterdir()) == []
+
+
+def test_evaluate_labels_scores_whole_slices(rng):
+    masks = [rng.integers(0, 3, (20, 30)).astype(np.uint8) for _ in range(2)]
+    images = [m.astype(np.float32) / 2 for m in masks]
+    perfect = runs.evaluate_labels(lambda im: np.rint(im * 2).astype(np.uint8), images, masks, 3,
+                                   ["a", "b", "c"], ids=[10, 20])
+    assert perfect["miou"] == 1.0 and perfect["pixel_accuracy"] == 1.0
+    assert perfect["slices"] == [10, 20] and perfect["n_pixels"] == 2 * 20 * 30
+    assert perfect["seconds_per_slice"] >= 0 and perfect["per_slice_miou"] == [1.0, 1.0]
+    zeros = runs.evaluate_labels(lambda im: np.zeros(im.shape, np.uint8), images, masks, 3)
+    frac0 = np.mean(np.concatenate([m.ravel() for m in masks]) == 0)
+    assert zeros["pixel_accuracy"] == pytest.approx(frac0)
+    assert np.array(zeros["confusion"])[:, 1:].sum() == 0
+
+
+def test_fallback_sliding_window_matches_direct_prediction(rng):
+    image = rng.random((50, 70, 1)).astype(np.float32)
+
+    def onehot(batch):  # a "model" whose output depends on each pixel only
+        lab = (batch[..., 0] > 0.5).astype(int)
+        return np.eye(2, dtype=np.float32)[lab]
+
+    probs = runs._sliding_window_probs(image, onehot, tile=32, overlap=0.25, batch_size=3)
+    assert probs.shape == (50, 70, 2)
+    np.testing.assert_allclose(probs, onehot(image[None])[0], atol=1e-5)
+
+
+def test_results_table_collects_runs(tmp_path):
+    runs.write_run(tmp_path / "runs" / "a", _record("unet", 0.8))
+    runs.write_run(tmp_path / "runs" / "b", _record("resunet", 0.85))
+    rows = runs.results_table(tmp_path / "runs", as_dataframe=False)
+    assert [r["model"] for r in rows] == ["unet", "resunet"]
+    assert rows[1]["test_miou"] == 0.85 and rows[0]["val_miou"] == pytest.approx(0.81)
+    assert rows[0]["test_iou_a"] == 0.95 and rows[0]["test_iou_b"] is None
+    df = runs.results_table([tmp_path / "runs" / "a"])
+    if isinstance(df, list):  # pandas not installed
+        assert df[0]["parameters"] == 123
+    else:
+        assert list(df["parameters"]) == [123]
+    with pytest.raises(DataError, match="not a run folder"):
+        runs.results_table([tmp_path / "missing"])
+
+
+def _write_pairs(folder, rng, n=4, values=(0, 1, 2)):
+    from PIL import Image
+
+    (folder / "images").mkdir(parents=True)
+    (folder / "masks").mkdir()
+    for i in range(n):
+        m = rng.choice(np.array(values, np.uint8), size=(24, 32))
+        Image.fromarray((m * 60).astype(np.uint8)).save(folder / "images" / f"s{i}.png")
+        Image.fromarray(m).save(folder / "masks" / f"s{i}.png")
+
+
+def test_user_folder_split_and_class_check(tmp_path, rng):
+    _write_pairs(tmp_path, rng)
+    data = runs.load_split_data(images=tmp_path / "images", masks=tmp_path / "masks")
+    assert data.split == {"train": ["s0", "s1"], "val": ["s2"], "test": ["s3"]}
+    assert data.n_classes == 3 and data.channels == 1 and data.source == "folder"
+    files = data.record()["files"]
+    assert len(files) == 4 and all(len(v["sha256"]) == 64 for v in files.values())
+    assert data.data_record()["n_classes"] == 3
+    with pytest.raises(DataError, match="2"):
+        runs.load_split_data(images=tmp_path / "images", masks=tmp_path / "masks", n_classes=2)
