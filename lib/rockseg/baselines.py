@@ -109,7 +109,7 @@ class OtsuBaseline:
         if self.class_order is not None:
             self.bin_to_class_ = np.asarray(self.class_order, dtype=np.uint8)
         else:
-            bins = np.digitize(values, self.thresholds_)
+            bins = np.digitize(values, self.thresholds_, right=True)  # grey > t: upper bin
             counts = np.zeros((self.n_bins, self.n_classes), np.int64)
             np.add.at(counts, (bins, labels.astype(np.int64)), 1)
             self.bin_to_class_ = counts.argmax(axis=1).astype(np.uint8)
@@ -120,7 +120,7 @@ class OtsuBaseline:
         if self.thresholds_ is None:
             raise RocksegError("OtsuBaseline is not fitted; call fit(images, masks) first")
         image = np.asarray(image)
-        return self.bin_to_class_[np.digitize(image, self.thresholds_)]
+        return self.bin_to_class_[np.digitize(image, self.thresholds_, right=True)]
 
     def save(self, path, overwrite: bool = False) -> Path:
         """Pickle to ``path`` (written to a temporary name, then renamed; no silent overwrite)."""
@@ -144,7 +144,7 @@ class RandomForestBaseline:
 
     def __init__(self, n_estimators: int = 100, sigma_min: float = 1, sigma_max: float = 16,
                  samples_per_image: int = 20000, class_weight="balanced", seed: int = 0, n_jobs: int = 2,
-                 min_class_fraction: float = 0.05, channel_axis: int | None = None,
+                 min_class_fraction: float = 0.01, channel_axis: int | None = None,
                  max_depth: int | None = None):
         self.n_estimators = int(n_estimators)
         self.sigma_min = sigma_min

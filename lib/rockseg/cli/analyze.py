@@ -19,7 +19,7 @@ def add_parser(subparsers):
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("labels", metavar="LABELS", help="label volume (uint8 classes 0..K-1)")
     p.add_argument("--classes", nargs="+", metavar="NAME", default=None,
-                   help="class names in label order (default: 0..K-1)")
+                   help="class names in label order; omitted: 0..K-1")
     p.add_argument("--pore-classes", nargs="+", type=int, default=[0], metavar="K",
                    help="label values that are pore space")
     p.add_argument("--voxel-size", type=float, default=1.0, metavar="UM", help="voxel edge in micrometres")

@@ -39,9 +39,9 @@ def add_parser(subparsers):
     p.add_argument("--uncertainty-kind", choices=("entropy", "variance"), default="entropy",
                    help="entropy of the mean probabilities, or variance between TTA/axis members")
     p.add_argument("--chunk", type=int, default=None, metavar="N",
-                   help="block edge in voxels (default: slabs of 16 x 1024 x 1024 for z, 256^3 for zyx)")
+                   help="block edge in voxels; omitted: slabs of 16 x 1024 x 1024 for z, 256^3 blocks for zyx")
     p.add_argument("--batch-size", type=int, default=None, metavar="B",
-                   help="tiles per model call (default: about 1 Mpixel per batch)")
+                   help="tiles per model call; omitted: about 1 Mpixel per batch")
     p.add_argument("--voxel-size", type=float, default=None, metavar="UM",
                    help="voxel size in micrometres, stored in the output's metadata")
     p.add_argument("--scheduler", metavar="ADDR", default=None,

@@ -1,0 +1,122 @@
+"""`rockseg train` → `rockseg evaluate RUN_DIR` round trip, resume, baselines and bad input."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from rockseg import runs
+from rockseg.cli import main
+
+SMOKE = ["--dataset", "synthetic-sandstone", "--profile", "smoke", "--quiet"]
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    out = tmp_path_factory.mktemp("cli") / "unet-run"
+    rc = main(["train", *SMOKE, "--epochs", "1", "--out", str(out), "--seed", "3"])
+    assert rc == 0
+    return out
+
+
+def test_train_writes_a_complete_run_record(trained):
+    rec = runs.load_run(trained, strict=True)
+    assert set(runs.REQUIRED_KEYS) <= set(rec)
+    assert rec["kind"] == "cnn" and rec["model"]["name"] == "unet" and rec["seed"] == 3
+    assert rec["model"]["parameters"] > 0 and rec["model"]["file"] == "model.keras"
+    assert rec["config"]["name"] == "smoke" and rec["config"]["train_epochs"] == 1
+    ds = rec["dataset"]
+    assert ds["name"] == "synthetic-sandstone" and ds["split"]["val"] and ds["split"]["test"]
+    assert not set(ds["split"]["train"]) & set(ds["split"]["test"])
+    assert rec["data"] == {**rec["data"], "n_classes": 4, "channels": 1,
+                           "class_names": ["pore", "clay", "quartz", "pyrite"]}
+    for part in ("val", "test"):
+        m = rec["metrics"][part]
+        assert set(m["per_class_iou"]) == {"pore", "clay", "quartz", "pyrite"}
+        assert 0.0 <= m["miou"] <= 1.0 and 0.0 <= m["pixel_accuracy"] <= 1.0
+        assert np.array(m["confusion"]).shape == (4, 4)
+        # whole held-out slices, not patches: every pixel of every slice is counted
+        assert m["n_pixels"] == len(ds["split"][part]) * 96 * 96 == np.sum(m["confusion"])
+    assert rec["training"]["epochs_run"] == 1 and rec["training"]["best_epoch"] == 1
+    t = rec["timing"]
+    assert t["train_seconds"] > 0 and t["train_images_per_second"] > 0 and t["inference_seconds_per_slice"] > 0
+    assert {"tensorflow", "tf-keras", "segmentation-models", "numpy", "rockseg", "python"} <= set(rec["versions"])
+    for name in ("model.keras", "history.csv"):
+        assert (trained / name).is_file()
+
+
+def test_evaluate_run_dir_prints_stored_and_recomputed_metrics(trained, capsys):
+    rec = runs.load_run(trained)
+    assert main(["evaluate", str(trained), "--json"]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert shown["metrics"]["test"]["miou"] == rec["metrics"]["test"]["miou"]
+    assert main(["evaluate", str(trained)]) == 0
+    assert "mIoU" in capsys.readouterr().out
+    # the saved model.keras reproduces the recorded numbers on the whole slices
+    assert main(["evaluate", str(trained), "--recompute", "--json"]) == 0
+    fresh = json.loads(capsys.readouterr().out)["metrics"]
+    for part in ("val", "test"):
+        assert fresh[part]["confusion"] == rec["metrics"][part]["confusion"]
+
+
+def test_run_folder_loads_as_a_predictor(trained):
+    from rockseg import infer
+
+    pred = infer.load_predictor(trained)
+    probs = pred(np.zeros((1, 32, 32, 1), np.float32))
+    assert probs.shape == (1, 32, 32, 4)
+
+
+def test_existing_run_is_refused_then_resumed(trained, capsys):
+    before = (trained / "run.json").read_bytes()
+    assert main(["train", *SMOKE, "--epochs", "1", "--out", str(trained)]) == 1
+    assert "already holds a run" in capsys.readouterr().err
+    assert (trained / "run.json").read_bytes() == before
+    assert main(["train", "--resume", "--epochs", "2", "--out", str(trained), "--quiet"]) == 0
+    rec = runs.load_run(trained, strict=True)
+    assert rec["training"]["epochs_run"] == 2 and rec["training"]["initial_epoch"] == 1
+    assert rec["seed"] == 3  # stored settings win on resume
+    assert (trained / "history.csv").read_text().count("\n") == 3  # header + 2 epochs
+
+
+def test_unknown_model_is_reported_cleanly(tmp_path, capsys):
+    out = tmp_path / "x"
+    assert main(["train", *SMOKE, "--model", "segformer", "--out", str(out)]) == 1
+    err = capsys.readouterr().err
+    assert "unknown model 'segformer'" in err and "unet" in err and "Traceback" not in err
+    assert not out.exists()
+
+
+def test_mask_classes_beyond_n_classes_write_nothing(tmp_path, capsys):
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for sub in ("images", "masks"):
+        (tmp_path / sub).mkdir()
+    for i in range(3):
+        m = rng.integers(0, 3, (24, 32)).astype(np.uint8)
+        Image.fromarray(m * 80).save(tmp_path / "images" / f"s{i}.png")
+        Image.fromarray(m).save(tmp_path / "masks" / f"s{i}.png")
+    out = tmp_path / "run"
+    rc = main(["train", "--images", str(tmp_path / "images"), "--masks", str(tmp_path / "masks"),
+               "--n-classes", "2", "--profile", "smoke", "--out", str(out)])
+    assert rc == 1
+    err = capsys.readouterr().err
+    assert "s0.png" in err and "2" in err
+    assert not out.exists()
+
+
+def test_baseline_writes_the_same_record(tmp_path, capsys):
+    out = tmp_path / "otsu"
+    assert main(["baseline", "--method", "otsu", "--dataset", "synthetic-sandstone", "--profile", "smoke",
+                 "--out", str(out)]) == 0
+    rec = runs.load_run(out, strict=True)
+    assert rec["kind"] == "baseline" and rec["model"]["file"] == "model.pkl" and (out / "model.pkl").is_file()
+    assert set(rec["metrics"]) == {"val", "test"} and rec["metrics"]["test"]["miou"] > 0.2
+    capsys.readouterr()
+    assert main(["evaluate", str(out), "--recompute", "--json"]) == 0
+    fresh = json.loads(capsys.readouterr().out)["metrics"]
+    assert fresh["test"]["confusion"] == rec["metrics"]["test"]["confusion"]
+    table = runs.results_table([out], as_dataframe=False)
+    assert table[0]["model"] == "otsu" and table[0]["test_miou"] == rec["metrics"]["test"]["miou"]
