@@ -34,3 +34,7 @@ class OutputExistsError(RocksegError, FileExistsError):
 
     def __str__(self):
         return str(self.args[0]) if self.args else ""
+
+
+class RegistrationError(RocksegError, ValueError):
+    """Registration did not converge or gave an implausible transform."""

@@ -433,6 +433,10 @@ def train_run(model_name: str | None = None, *, out, dataset: str | None = None,
     from rockseg.config import get_profile
 
     out = Path(out)
+    if model_name is not None and str(model_name).lower() == "pix2pix":
+        raise RegistryError("pix2pix is a GAN with its own training loop (rockseg.models.Pix2Pix.fit); "
+                            "`rockseg train` trains the segmentation networks: "
+                            + ", ".join(m for m in models.list_models() if m != "pix2pix"))
     previous = runs.prepare_run_dir(out, resume=resume, overwrite=overwrite)
     if previous is not None:  # resume: the stored settings win
         if previous.get("kind") != "cnn":
@@ -464,9 +468,6 @@ def train_run(model_name: str | None = None, *, out, dataset: str | None = None,
 
     set_seed(seed)
     model = models.build_model(model_name, data.n_classes, (None, None, data.channels), **model_options)
-    if not hasattr(model, "fit") or not hasattr(model, "count_params"):
-        raise RegistryError(f"model {model_name!r} is not a Keras model and has its own training loop; "
-                            f"train it with its fit() method (see rockseg.models)")
 
     if overwrite:
         runs.clear_run_dir(out)

@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 from scipy import ndimage as ndi
 
-from rockseg.errors import DataError, OutputExistsError, RocksegError
+from rockseg.errors import DataError, OutputExistsError, RegistrationError
 
 __all__ = [
     "UNKNOWN",
@@ -286,10 +286,6 @@ EXAMPLE_MERGE_TABLE = {
 
 
 # --------------------------------------------------------------------------- registration
-class RegistrationError(RocksegError):
-    """Registration did not converge or gave an implausible transform."""
-
-
 @dataclass
 class RegistrationResult:
     """Transform that aligns the upsampled QEMSCAN map with the SEM image.
