@@ -7,7 +7,6 @@ import math
 import numpy as np
 import pytest
 import tifffile
-
 from rockseg import analysis as A
 from rockseg.errors import DataError, OutputExistsError
 

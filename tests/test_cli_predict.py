@@ -6,7 +6,6 @@ import json
 import numpy as np
 import pytest
 import tifffile
-
 from rockseg.cli import main
 from rockseg.errors import DataError
 

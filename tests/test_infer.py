@@ -8,10 +8,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import tifffile
-from scipy import ndimage as ndi
-
 from rockseg import infer
 from rockseg.errors import DataError, OutputExistsError
+from scipy import ndimage as ndi
 
 K = 4
 

@@ -127,7 +127,7 @@ class OtsuBaseline:
         return _save_pickle(self, path, overwrite)
 
     @classmethod
-    def load(cls, path) -> "OtsuBaseline":
+    def load(cls, path) -> OtsuBaseline:
         """Read a model written by :meth:`save` (pickle: load only files you trust)."""
         return _load_pickle(path, cls)
 
@@ -247,6 +247,6 @@ class RandomForestBaseline:
         return _save_pickle(self, path, overwrite)
 
     @classmethod
-    def load(cls, path) -> "RandomForestBaseline":
+    def load(cls, path) -> RandomForestBaseline:
         """Read a model written by :meth:`save` (pickle: load only files you trust)."""
         return _load_pickle(path, cls)

@@ -88,9 +88,7 @@ def _size_multiple(model) -> int:
             cls = type(layer).__name__
             if hasattr(layer, "layers"):
                 walk(layer)
-            elif "Pooling2D" in cls and "Global" not in cls:
-                n += 1
-            elif cls in ("Conv2D", "SeparableConv2D", "DepthwiseConv2D") and \
+            elif "Pooling2D" in cls and "Global" not in cls or cls in ("Conv2D", "SeparableConv2D", "DepthwiseConv2D") and \
                     tuple(getattr(layer, "strides", (1, 1))) != (1, 1):
                 n += 1
 
@@ -175,7 +173,7 @@ def load_predictor(run_dir) -> Predictor:
         pass
     try:
         model = keras().models.load_model(str(mk), compile=False)
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         raise DataError(f"cannot load model: {exc}", path=mk) from exc
     pred = keras_predictor(model, class_names=names, normalization=data.get("normalization"),
                            name=rd.name, run_dir=rd)
@@ -515,7 +513,7 @@ def _predict_block(volume, rng3, norm, predictor, plans, axes, transforms_for, b
         bs = batch_size or _auto_batch(job.th, job.tw)
         (k0, k1), (l0, l1) = sel_p[4], sel_q[4]
 
-        def planes():
+        def planes(raw=raw, pads_p=pads_p, pads_q=pads_q):
             for i in range(raw.shape[0]):
                 a = norm(raw[i])
                 yield _pad_plane(a[..., None] if a.ndim == 2 else a, pads_p, pads_q)
@@ -803,7 +801,7 @@ def predict_volume_chunked(source, predictor, output=None, *, chunk=None, axes="
         "output": None if output is None else str(output),
         "uncertainty": None if uncertainty_path is None else str(uncertainty_path),
         "shape": list(shape3), "chunk": list(chunk), "axes": axes, "tta": bool(tta),
-        "tile": [plans[a][2].t for a in ax][0], "overlap": overlap, "blend": blend,
+        "tile": plans[ax[0]][2].t, "overlap": overlap, "blend": blend,
         "n_blocks": len(blocks), "seconds": seconds, "voxels_per_second": n_vox / seconds,
         "class_counts": label_counts.tolist(),
         "member_names": _member_names(ax, transforms_for, plans),

@@ -14,6 +14,7 @@ image only. TensorFlow is imported lazily (``import rockseg.pipeline`` is cheap)
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -253,6 +254,8 @@ def make_dataset(images, masks, *, patch_size: int, batch_size: int, n_classes: 
     ``x`` is float32 ``(B, p, p, C)``; ``y`` is int32 ``(B, p, p)`` class indices, or
     float32 one-hot ``(B, p, p, n_classes)`` with ``one_hot=True``. ``start_step``
     skips the first ``start_step`` batches (used on resume) without computing them.
+    ``num_parallel_calls`` defaults to :func:`default_parallel_calls`, ``prefetch`` to 2
+    batches; element order is deterministic whatever the parallelism.
     """
     from rockseg._tf import tf as _tf
 
@@ -292,9 +295,18 @@ def make_dataset(images, masks, *, patch_size: int, batch_size: int, n_classes: 
             return im, tf.one_hot(m, n_classes, dtype=tf.float32)
         return im, m
 
-    auto = tf.data.AUTOTUNE
     start = int(start_step) * int(batch_size)
     ds = tf.data.Dataset.range(start, np.iinfo(np.int64).max)
-    ds = ds.map(element, num_parallel_calls=num_parallel_calls or auto, deterministic=True)
+    ds = ds.map(element, num_parallel_calls=num_parallel_calls or default_parallel_calls(), deterministic=True)
     ds = ds.batch(int(batch_size), drop_remainder=True)
-    return ds.prefetch(prefetch or auto)
+    return ds.prefetch(prefetch or 2)
+
+
+def default_parallel_calls() -> int:
+    """Map threads: a quarter of the CPUs, 1 to 8.
+
+    One map thread makes several hundred augmented 128² crops/s, far more than a CPU
+    trains on; on 2 cores AUTOTUNE's extra threads took about 12 % of the step rate
+    from the model (benchmarks/bench_pipeline.py), so few cores get one thread.
+    """
+    return max(1, min(8, (os.cpu_count() or 2) // 4))

@@ -560,10 +560,11 @@ def format_metrics(record: dict) -> str:
             continue
         ious = ", ".join(f"{k} {v:.3f}" if v is not None else f"{k} n/a"
                          for k, v in (m.get("per_class_iou") or {}).items())
-        miou = m.get("miou")
-        acc = m.get("pixel_accuracy")
-        lines.append(f"  {part:<5} mIoU {miou:.4f}  accuracy {acc:.4f}  ({ious})  slices {m.get('slices')}"
-                     if miou is not None else f"  {part}: no metric")
+        miou, acc = m.get("miou"), m.get("pixel_accuracy")
+        if miou is None or acc is None:
+            lines.append(f"  {part}: no metric")
+            continue
+        lines.append(f"  {part:<5} mIoU {miou:.4f}  accuracy {acc:.4f}  ({ious})  slices {m.get('slices')}")
     t = record.get("timing") or {}
     if t:
         lines.append("  timing: " + ", ".join(f"{k} {v:.3g}" for k, v in t.items() if isinstance(v, (int, float))))

@@ -220,7 +220,7 @@ def _callback_class():
                     if self.patience and self.wait >= self.patience and not self.model.stop_training:
                         self.model.stop_training = True
                         self.stop_reason = "early stopping"
-                if self.verbose:
+                if self.verbose and miou is not None and self.best is not None:
                     print(f"epoch {done}: val mIoU {miou:.4f} (best {self.best:.4f} at epoch {self.best_epoch})")
             logs["val_miou"] = np.nan if self.last_miou is None else float(self.last_miou)
             self.epochs_done = done

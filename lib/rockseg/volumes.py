@@ -153,7 +153,7 @@ class SliceFolderVolume(LazyVolume):
 
                 with Image.open(f) as im:
                     arr = np.asarray(im)
-        except Exception as exc:  # noqa: BLE001 - any reader failure is bad input
+        except Exception as exc:
             raise DataError(f"cannot read slice: {exc}", path=f) from exc
         if arr.ndim not in (2, 3):
             raise DataError(f"a slice must be 2D (Y, X) or (Y, X, C), got shape {arr.shape}", path=f)
@@ -196,7 +196,7 @@ def open_volume(path, allow_2d: bool = False) -> LazyVolume:
 
         try:
             arr = zarr.open_array(str(p), mode="r")
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             raise DataError(f"cannot open as a zarr array: {exc}", path=p) from exc
         vol = ZarrVolume(p, arr)
     elif p.is_dir():
@@ -210,7 +210,7 @@ def open_volume(path, allow_2d: bool = False) -> LazyVolume:
     elif p.suffix.lower() == ".npy":
         try:
             arr = np.load(p, mmap_mode="r")
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             raise DataError(f"cannot read .npy file: {exc}", path=p) from exc
         vol = ZarrVolume(p, arr)
     elif p.suffix.lower() == ".zarr":
@@ -246,7 +246,7 @@ def _open_tiff(p: Path) -> LazyVolume:
         with tifffile.TiffFile(p) as tif:
             series = tif.series[0]
             shape, dtype, offset = series.shape, series.dtype, series.dataoffset
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         raise DataError(f"cannot read TIFF: {exc}", path=p) from exc
     if offset is not None:
         return MemmapTiffVolume(p, offset, shape, dtype)
@@ -255,7 +255,7 @@ def _open_tiff(p: Path) -> LazyVolume:
         import zarr
 
         arr = zarr.open_array(store, mode="r")
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         raise DataError(f"cannot read TIFF lazily: {exc}", path=p) from exc
     return ZarrVolume(p, arr, store)
 

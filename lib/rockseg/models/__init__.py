@@ -31,8 +31,19 @@ import inspect
 
 from rockseg.errors import RegistryError, RocksegError
 from rockseg.models.attention_unet import attention_maps, build_attention_unet
-from rockseg.models.backbones import BACKBONES, REGIMES, build_sm, freeze_encoder, unfreeze_encoder
-from rockseg.models.blocks import CropLike, ImageNetNormalize, PadToMultiple, RepeatChannels
+from rockseg.models.backbones import (
+    BACKBONES,
+    REGIMES,
+    build_sm,
+    freeze_encoder,
+    unfreeze_encoder,
+)
+from rockseg.models.blocks import (
+    CropLike,
+    ImageNetNormalize,
+    PadToMultiple,
+    RepeatChannels,
+)
 from rockseg.models.pix2pix import Pix2Pix, decode_colour_output
 from rockseg.models.resunet import build_resunet
 from rockseg.models.unet import build_unet

@@ -54,6 +54,8 @@ def build_attention_unet(n_classes, input_shape, *, depth=4, base_filters=16, ba
 def attention_maps(model: keras.Model, images, batch_size: int = 8) -> list:
     """Attention coefficients of every gate: list of float arrays ``(B, H_l, W_l)`` in [0, 1].
 
+    ``images``: ``(B, H, W, C)`` float32 (or ``(B, H, W)`` for a one-channel model).
+
     Ordered from level 0 (full resolution) down. Sizes are those of the padded
     input (a multiple of ``2**depth``) divided by ``2**level``.
     """
@@ -64,8 +66,11 @@ def attention_maps(model: keras.Model, images, batch_size: int = 8) -> list:
 
         raise RocksegError(f"model {model.name!r} has no 'attention_gate_*' layers; "
                            "build it with build_model('attention_unet', ...)")
+    images = np.asarray(images, dtype="float32")
+    if images.ndim == 3 and model.input_shape[-1] == 1:
+        images = images[..., None]  # (B, H, W) grey batch
     sub = keras.Model(model.inputs, [model.get_layer(n).output for n in names])
-    outs = sub.predict(np.asarray(images, dtype="float32"), batch_size=batch_size, verbose=0)
+    outs = sub.predict(images, batch_size=batch_size, verbose=0)
     if len(names) == 1:
         outs = [outs]
     return [np.asarray(o)[..., 0] for o in outs]

@@ -21,7 +21,13 @@ from pathlib import Path
 
 from rockseg import _tf
 from rockseg.errors import RegistryError, RocksegError
-from rockseg.models.blocks import (ImageNetNormalize, channel_adapter, keras, layers, wrap_padded)
+from rockseg.models.blocks import (
+    ImageNetNormalize,
+    channel_adapter,
+    keras,
+    layers,
+    wrap_padded,
+)
 
 sm = _tf.sm()
 

@@ -35,6 +35,10 @@ DEFAULT_COLOURS = [
     (255, 255, 255), (0, 0, 0), (255, 128, 0), (128, 0, 255), (128, 128, 128), (0, 128, 64),
 ]
 
+# batch-norm running statistics follow training quickly enough for short CPU runs;
+# predict_labels uses them (no dropout, deterministic) rather than test-batch statistics
+BN_MOMENTUM = 0.9
+
 CONFIG_FILE = "pix2pix.json"
 GENERATOR_FILE = "generator.keras"
 DISCRIMINATOR_FILE = "discriminator.keras"
@@ -64,10 +68,15 @@ def decode_colour_output(rgb_tanh, class_colours) -> np.ndarray:
     return np.argmin(d, axis=-1).astype(np.uint8)
 
 
+def _init():
+    """A fresh N(0, 0.02) initializer per layer (as in the paper; one shared unseeded
+    instance would give every layer the same values)."""
+    return keras.initializers.RandomNormal(0.0, 0.02)
+
+
 def build_generator(input_shape, out_channels, activation, *, depth=6, base_filters=64, max_filters=512,
                     dropout=0.5, pad_mode="constant") -> keras.Model:
     """pix2pix U-Net generator: 4x4 stride-2 conv encoder, transpose-conv decoder with skips."""
-    init = keras.initializers.RandomNormal(0.0, 0.02)
 
     def filters(i):
         return min(base_filters * 2 ** i, max_filters)
@@ -76,20 +85,20 @@ def build_generator(input_shape, out_channels, activation, *, depth=6, base_filt
         skips = []
         for i in range(depth):
             x = layers.Conv2D(filters(i), 4, strides=2, padding="same", use_bias=False,
-                              kernel_initializer=init, name=f"g_down{i}_conv")(x)
+                              kernel_initializer=_init(), name=f"g_down{i}_conv")(x)
             if i > 0:
-                x = layers.BatchNormalization(name=f"g_down{i}_bn")(x)
+                x = layers.BatchNormalization(momentum=BN_MOMENTUM, name=f"g_down{i}_bn")(x)
             x = layers.LeakyReLU(0.2, name=f"g_down{i}_lrelu")(x)
             skips.append(x)
         for j, i in enumerate(reversed(range(depth - 1))):
             x = layers.Conv2DTranspose(filters(i), 4, strides=2, padding="same", use_bias=False,
-                                       kernel_initializer=init, name=f"g_up{i}_conv")(x)
-            x = layers.BatchNormalization(name=f"g_up{i}_bn")(x)
+                                       kernel_initializer=_init(), name=f"g_up{i}_conv")(x)
+            x = layers.BatchNormalization(momentum=BN_MOMENTUM, name=f"g_up{i}_bn")(x)
             if dropout and j < 3:
                 x = layers.Dropout(dropout, name=f"g_up{i}_drop")(x)
             x = layers.Activation("relu", name=f"g_up{i}_relu")(x)
             x = layers.Concatenate(name=f"g_up{i}_concat")([x, skips[i]])
-        x = layers.Conv2DTranspose(out_channels, 4, strides=2, padding="same", kernel_initializer=init,
+        x = layers.Conv2DTranspose(out_channels, 4, strides=2, padding="same", kernel_initializer=_init(),
                                    name="g_out_conv")(x)
         return layers.Activation(activation, dtype="float32", name=f"g_{activation}")(x)
 
@@ -99,20 +108,19 @@ def build_generator(input_shape, out_channels, activation, *, depth=6, base_filt
 def build_discriminator(input_shape, target_channels, *, base_filters=64, n_layers=3,
                         max_filters=512) -> keras.Model:
     """PatchGAN discriminator on (image, target) pairs; outputs a map of real/fake logits."""
-    init = keras.initializers.RandomNormal(0.0, 0.02)
     h, w = input_shape[0], input_shape[1]
     image = keras.Input(shape=tuple(input_shape), name="image")
     target = keras.Input(shape=(h, w, target_channels), name="target")
     x = layers.Concatenate(name="d_concat")([image, target])
-    x = layers.Conv2D(base_filters, 4, strides=2, padding="same", kernel_initializer=init, name="d_conv0")(x)
+    x = layers.Conv2D(base_filters, 4, strides=2, padding="same", kernel_initializer=_init(), name="d_conv0")(x)
     x = layers.LeakyReLU(0.2, name="d_lrelu0")(x)
     for n in range(1, n_layers + 1):
         stride = 2 if n < n_layers else 1
         x = layers.Conv2D(min(base_filters * 2 ** n, max_filters), 4, strides=stride, padding="same",
-                          use_bias=False, kernel_initializer=init, name=f"d_conv{n}")(x)
-        x = layers.BatchNormalization(name=f"d_bn{n}")(x)
+                          use_bias=False, kernel_initializer=_init(), name=f"d_conv{n}")(x)
+        x = layers.BatchNormalization(momentum=BN_MOMENTUM, name=f"d_bn{n}")(x)
         x = layers.LeakyReLU(0.2, name=f"d_lrelu{n}")(x)
-    x = layers.Conv2D(1, 4, padding="same", kernel_initializer=init, name="d_logits_conv")(x)
+    x = layers.Conv2D(1, 4, padding="same", kernel_initializer=_init(), name="d_logits_conv")(x)
     out = layers.Activation("linear", dtype="float32", name="d_logits")(x)
     return keras.Model([image, target], out, name="pix2pix_discriminator")
 
@@ -296,7 +304,7 @@ class Pix2Pix:
         return directory
 
     @classmethod
-    def load(cls, directory) -> "Pix2Pix":
+    def load(cls, directory) -> Pix2Pix:
         """Restore a model written by :meth:`save` (fresh optimisers)."""
         directory = Path(directory)
         cfg_path = directory / CONFIG_FILE

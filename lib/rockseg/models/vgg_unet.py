@@ -12,9 +12,17 @@ the full input resolution (the output has the input's height and width).
 """
 from __future__ import annotations
 
+from rockseg.errors import RocksegError
 from rockseg.models.backbones import freeze_encoder, pretrained_or_random, set_info
-from rockseg.models.blocks import (ImageNetNormalize, channel_adapter, double_conv, keras, layers,
-                                   softmax_head, wrap_padded)
+from rockseg.models.blocks import (
+    ImageNetNormalize,
+    channel_adapter,
+    double_conv,
+    keras,
+    layers,
+    softmax_head,
+    wrap_padded,
+)
 
 VGG_FEATURES = ("block1_conv2", "block2_conv2", "block3_conv3", "block4_conv3", "block5_conv3")
 
@@ -24,6 +32,8 @@ def build_vgg_unet(n_classes, input_shape, *, regime="imagenet", allow_fallback=
                    pad_mode="constant") -> keras.Model:
     """U-Net with a VGG16 encoder (stride 16); full-resolution softmax output."""
     channels = int(input_shape[-1])
+    if len(decoder_filters) != 4:
+        raise RocksegError(f"decoder_filters must give 4 filter counts (one per VGG level), got {decoder_filters!r}")
 
     def make(weights):
         vgg = keras.applications.VGG16(include_top=False, weights=weights,
