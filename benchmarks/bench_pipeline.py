@@ -67,7 +67,7 @@ def main(argv=None):
     print(f"data: {name}, {len(x)} training slices of {x[0].shape}; crops {args.patch}², batch {args.batch}; "
           f"{os.cpu_count()} CPUs, TF {t.__version__}, intra-op threads "
           f"{t.config.threading.get_intra_op_parallelism_threads() or 'default'}")
-    kw = dict(patch_size=args.patch, batch_size=args.batch, n_classes=n_classes, seed=0)
+    kw = {"patch_size": args.patch, "batch_size": args.batch, "n_classes": n_classes, "seed": 0}
     aug = pipeline.make_dataset(x, y, augment=True, **kw)
     plain = pipeline.make_dataset(x, y, augment=False, **kw)
 

@@ -134,3 +134,21 @@ def test_exports(tmp_path):
     ov = A.overlay_rgb(img, labels[1], [(0, 0, 255), (0, 255, 0), (255, 0, 0)], alpha=0.5)
     assert ov.shape == (8, 9, 3) and ov.dtype == np.uint8
     assert ov[3, 0].tolist() == [178, 50, 50] and ov[0, 0].tolist() == [50, 50, 178]
+
+
+def test_orthoslice_and_profile_figures():
+    from rockseg.plotting import plot_fraction_profile, plot_orthoslices
+
+    labels, _ = A.sphere_pack((20, 24, 28), 4.0, 10)
+    image = (labels * 150 + 50).astype(np.uint8)
+    colours = [(0, 0, 255), (255, 0, 0)]
+    fig = plot_orthoslices(image, labels, colours, class_names=["pore", "grain"])
+    axes = [a for a in fig.axes if a.images]
+    assert [a.get_title() for a in axes] == ["z = 10", "y = 12", "x = 14"]
+    np.testing.assert_array_equal(axes[1].images[0].get_array(),
+                                  A.overlay_rgb(image[:, 12], labels[:, 12], colours, 0.4))
+    fig2 = plot_fraction_profile(A.fraction_profile(labels, 2), ["pore", "grain"], colours)
+    assert len(fig2.axes[0].lines) == 2
+    import matplotlib.pyplot as plt
+
+    plt.close("all")

@@ -5,7 +5,6 @@ import json
 
 import numpy as np
 import pytest
-
 from rockseg import runs
 from rockseg.cli import main
 

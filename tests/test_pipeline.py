@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from rockseg import pipeline
 from rockseg.errors import DataError
 
@@ -40,7 +39,7 @@ def test_shapes_dtypes_and_labels(rng):
 
 def test_same_seed_same_stream_and_start_step(rng):
     images, masks = _blocky(rng)
-    kw = dict(patch_size=32, batch_size=3, n_classes=4)
+    kw = {"patch_size": 32, "batch_size": 3, "n_classes": 4}
     a = _batches(pipeline.make_dataset(images, masks, seed=7, **kw), 4)
     b = _batches(pipeline.make_dataset(images, masks, seed=7, **kw), 4)
     c = _batches(pipeline.make_dataset(images, masks, seed=8, **kw), 1)
@@ -66,7 +65,7 @@ def test_affine_keeps_alignment_and_labels(rng):
     images, masks = _blocky(rng, block=10)
     aug = pipeline.Augment(flips=False, rot90=False, brightness=0.0, contrast=0.0, noise=0.0)
     plain = pipeline.Augment.off()
-    kw = dict(patch_size=48, batch_size=8, n_classes=4, seed=5)
+    kw = {"patch_size": 48, "batch_size": 8, "n_classes": 4, "seed": 5}
     moved = _batches(pipeline.make_dataset(images, masks, augment=aug, **kw), 2)
     same = _batches(pipeline.make_dataset(images, masks, augment=plain, **kw), 2)
     changed = 0
@@ -93,7 +92,7 @@ def test_augment_pair_is_deterministic_and_intensity_only_touches_image(rng):
     msk = rng.integers(0, 4, (32, 32)).astype(np.uint8)
     aug = pipeline.Augment(flips=False, rot90=False, affine_p=0.0, brightness=0.2, contrast=0.2, noise=0.05)
     a_img, a_msk = pipeline.augment_pair(img, msk, [1, 2], aug)
-    b_img, b_msk = pipeline.augment_pair(img, msk, [1, 2], aug)
+    b_img, _ = pipeline.augment_pair(img, msk, [1, 2], aug)
     c_img, _ = pipeline.augment_pair(img, msk, [1, 3], aug)
     np.testing.assert_array_equal(a_img.numpy(), b_img.numpy())
     np.testing.assert_array_equal(a_msk.numpy(), msk)

@@ -5,7 +5,6 @@ import json
 
 import numpy as np
 import pytest
-
 from rockseg import runs
 from rockseg.errors import DataError, OutputExistsError
 

@@ -46,11 +46,11 @@ class Augment:
     fill_mode: str = "REFLECT"  # how the affine fills outside the crop
 
     @classmethod
-    def off(cls) -> "Augment":
+    def off(cls) -> Augment:
         return cls(flips=False, rot90=False, affine_p=0.0, brightness=0.0, contrast=0.0, noise=0.0)
 
     @classmethod
-    def from_config(cls, value) -> "Augment":
+    def from_config(cls, value) -> Augment:
         """``True``/``None`` → defaults, ``False`` → off, dict → those fields."""
         if isinstance(value, Augment):
             return value
@@ -109,9 +109,8 @@ def prepare_arrays(images, masks=None, *, n_classes: int | None = None, name: st
             m = m[..., 0]
         if m.shape != im.shape[:2]:
             raise DataError(f"{name}[{k}]: mask shape {m.shape} does not match image shape {im.shape[:2]}")
-        if not np.issubdtype(m.dtype, np.integer):
-            if not np.all(np.equal(np.mod(m, 1), 0)):
-                raise DataError(f"{name}[{k}]: mask holds non-integer values; masks are class indices 0..n-1")
+        if not np.issubdtype(m.dtype, np.integer) and not np.all(np.equal(np.mod(m, 1), 0)):
+            raise DataError(f"{name}[{k}]: mask holds non-integer values; masks are class indices 0..n-1")
         if m.size and m.min() < 0:
             raise DataError(f"{name}[{k}]: mask holds negative values")
         if n_classes is not None and m.size and int(m.max()) >= n_classes:
@@ -159,7 +158,7 @@ def _stack_padded(images, masks, patch_size: int):
 def _affine_matrix(tf, seed, size: int, aug: Augment):
     """Output→input projective transform (8 floats) for one crop of side ``size``."""
     s = tf.random.experimental.stateless_split(seed, num=6)
-    u = lambda k, lo, hi, shape=(): tf.random.stateless_uniform(shape, s[k], lo, hi)  # noqa: E731
+    u = lambda k, lo, hi, shape=(): tf.random.stateless_uniform(shape, s[k], lo, hi)
     deg = math.pi / 180.0
     theta = u(0, -aug.rotation, aug.rotation) * deg if aug.rotation else tf.constant(0.0)
     shear = u(1, -aug.shear, aug.shear) * deg if aug.shear else tf.constant(0.0)

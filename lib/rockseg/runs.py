@@ -135,7 +135,9 @@ def package_versions() -> dict:
     """Versions of the packages a result depends on (None when not installed)."""
     from importlib import metadata
 
-    out = {"python": platform.python_version(), "platform": platform.platform()}
+    out = {"python": platform.python_version(), "platform": platform.platform(),
+           # "0" = oneDNN off: bit-identical CPU reruns (see `rockseg train --deterministic`)
+           "tf_enable_onednn_opts": os.environ.get("TF_ENABLE_ONEDNN_OPTS")}
     for dist in ("rockseg", "tensorflow", "tf-keras", "segmentation-models", "numpy", "scikit-learn",
                  "scikit-image"):
         try:
@@ -352,7 +354,7 @@ def _sliding_window_probs(image, predictor, tile: int, overlap: float, batch_siz
     if ph or pw:
         img = np.pad(img, ((0, ph), (0, pw), (0, 0)), mode="reflect" if (ph < h and pw < w) else "edge")
     H, W = img.shape[:2]
-    step = max(1, int(round(t * (1.0 - overlap))))
+    step = max(1, round(t * (1.0 - overlap)))
     ys = sorted(set(list(range(0, H - t + 1, step)) + [H - t]))
     xs = sorted(set(list(range(0, W - t + 1, step)) + [W - t]))
     coords = [(y, x) for y in ys for x in xs]
@@ -473,9 +475,8 @@ def load_label_predictor(run_dir, record: dict | None = None):
             return np.asarray(model.predict(image)).astype(np.uint8)
 
         return predict
-    from rockseg._tf import keras
-
     import rockseg.models  # noqa: F401  (registers the custom layers)
+    from rockseg._tf import keras
 
     path = run_dir / rec["model"]["file"]
     if not path.is_file():
@@ -552,9 +553,10 @@ def results_table(run_dirs, *, subset: str = "test", as_dataframe: bool = True):
 def format_metrics(record: dict) -> str:
     """Human-readable summary of a run's metrics (used by ``rockseg evaluate RUN_DIR``)."""
     model = record.get("model", {})
-    lines = [f"run {record.get('run_dir')}: {model.get('name')} "
-             f"({model.get('parameters')} parameters) on {record.get('dataset', {}).get('name')}, "
-             f"status {record.get('status')}"]
+    head = (f"run {record.get('run_dir')}: {model.get('name')} "
+            f"({model.get('parameters')} parameters) on {record.get('dataset', {}).get('name')}, "
+            f"status {record.get('status')}")
+    lines = [head]
     for part, m in (record.get("metrics") or {}).items():
         if not m:
             continue

@@ -11,6 +11,12 @@ multi-Otsu and random-forest baselines the same run records.
 
 Every default comes from the profile (``config.get_profile``; keys ``train_*`` and
 ``eval_*``) and can be overridden by keyword. TensorFlow is imported lazily.
+
+Determinism: weights, crops and augmentation are seeded (``seed``), the data stream
+is stateless, and a resumed run continues exactly where it stopped. Bit-identical
+CPU reruns additionally need ``TF_ENABLE_ONEDNN_OPTS=0`` set before TensorFlow is
+imported (``rockseg train --deterministic``): oneDNN's threaded kernels otherwise
+differ in the last float bit from run to run, and training amplifies that.
 """
 from __future__ import annotations
 
@@ -75,7 +81,7 @@ def make_schedule(lr: float, schedule: str = "constant", *, steps_per_epoch: int
     from rockseg._tf import keras
 
     if schedule == "cosine_restarts":
-        first = max(1, int(round(restart_epochs * steps_per_epoch)))
+        first = max(1, round(restart_epochs * steps_per_epoch))
         return keras().optimizers.schedules.CosineDecayRestarts(float(lr), first, t_mul=t_mul, m_mul=m_mul,
                                                                 alpha=alpha)
     if schedule in ("constant", None):
