@@ -37,14 +37,14 @@ CFG = {"train_epochs": 2, "train_steps_per_epoch": 2, "train_batch_size": 2, "tr
            "eval_tile": 32, "eval_batch_size": 4, "train_max_minutes": 0}
 
 
-def _fit(toy, out, epochs=2, resume=False, restore_best=False, **over):
+def _fit(toy, out, epochs=2, resume=False, restore_best=False, seed=0, **over):
     from rockseg import models
     from rockseg._tf import set_seed
 
     cfg = get_profile("smoke", **{**CFG, "train_epochs": epochs, **over})
-    set_seed(0)
+    set_seed(seed)
     model = models.build_model("unet", 4, (None, None, 1), base_filters=4, depth=2)
-    info = train.fit(model, *toy, out_dir=out, n_classes=4, config=cfg, seed=0, resume=resume,
+    info = train.fit(model, *toy, out_dir=out, n_classes=4, config=cfg, seed=seed, resume=resume,
                      restore_best=restore_best)
     return model, info
 
@@ -53,38 +53,23 @@ def _same(m1, m2):
     return all(np.array_equal(a, b) for a, b in zip(m1.get_weights(), m2.get_weights()))
 
 
-def determinism_report(root) -> dict:
-    """Two identical fits, and a 1 + 1 epoch resumed fit, compared with a 2-epoch fit."""
-    from pathlib import Path
-
-    rng = np.random.default_rng(0)
-    x, y = _toy(rng, 3)
-    vx, vy = _toy(rng, 1)
-    toy = (x, y, vx, vy)
-    root = Path(root)
-    m1, i1 = _fit(toy, root / "a")
-    m2, i2 = _fit(toy, root / "b")
-    first, _ = _fit(toy, root / "cut", epochs=1)
-    resumed, ir = _fit(toy, root / "cut", epochs=2, resume=True)
-    return {"same_weights": _same(m1, m2), "same_metrics": i1["val_history"] == i2["val_history"],
-            "resumed_equals_uninterrupted": _same(m1, resumed),
-            "resumed_metrics_equal": ir["val_history"] == i1["val_history"],
-            "resume_trained_on": not _same(first, resumed)}
+def _close(m1, m2, atol=1e-5):
+    return all(np.allclose(a, b, rtol=0, atol=atol) for a, b in zip(m1.get_weights(), m2.get_weights()))
 
 
-def test_same_seed_gives_identical_weights_and_metrics_and_resume_is_exact(tmp_path):
-    """Bit-identical on CPU needs TF_ENABLE_ONEDNN_OPTS=0 (oneDNN's threaded kernels differ
-    in the last float bit from run to run), so the fits run in a fresh process with it."""
-    import os
-    import subprocess
-    import sys
+def _mious(info):
+    return [h["miou"] for h in info["val_history"]]
 
-    env = {**os.environ, "TF_ENABLE_ONEDNN_OPTS": "0"}
-    proc = subprocess.run([sys.executable, __file__, str(tmp_path)], env=env, capture_output=True,
-                          text=True, timeout=600, check=False)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    report = json.loads(proc.stdout.strip().splitlines()[-1])
-    assert report == {k: True for k in report} and len(report) == 5, report
+
+def test_same_seed_gives_the_same_weights_and_metrics(toy, tmp_path):
+    """Same seed: same metrics, weights equal up to float round-off (TF's CPU kernels may
+    sum in a different order from run to run, ~1e-8); another seed: other weights."""
+    m1, i1 = _fit(toy, tmp_path / "a")
+    m2, i2 = _fit(toy, tmp_path / "b")
+    m3, _ = _fit(toy, tmp_path / "c", seed=1)
+    assert _close(m1, m2)
+    assert _mious(i1) == pytest.approx(_mious(i2), abs=1e-3)
+    assert not _close(m1, m3, atol=1e-3)
 
 
 def test_fit_writes_history_logs_and_checkpoints(toy, tmp_path):
@@ -111,6 +96,10 @@ def test_resume_continues_from_the_last_checkpoint(toy, tmp_path):
     assert [r["epoch"] for r in rows] == ["0", "1"]
     _, again = _fit(toy, tmp_path / "cut", epochs=2, resume=True)  # nothing left to do
     assert again["epochs_run"] == 2 and again["images_seen"] == 8
+    # 1 + resumed 1 epoch = 2 uninterrupted epochs (same data stream and optimizer state)
+    full, info_full = _fit(toy, tmp_path / "full", epochs=2)
+    assert _close(full, resumed) and not _close(first, resumed, atol=1e-3)
+    assert _mious(info) == pytest.approx(_mious(info_full), abs=1e-3)
 
 
 def test_best_weights_follow_validation_miou(toy, tmp_path):
@@ -185,8 +174,3 @@ def test_profiles_hold_the_training_defaults():
     assert get_profile("cpu", train_epochs=3)["train_epochs"] == 3
     assert get_profile("cpu")["train_max_minutes"] <= 20
 
-
-if __name__ == "__main__":  # used by the determinism test in a fresh process
-    import sys
-
-    print(json.dumps(determinism_report(sys.argv[1])))

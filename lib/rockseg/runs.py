@@ -136,7 +136,7 @@ def package_versions() -> dict:
     from importlib import metadata
 
     out = {"python": platform.python_version(), "platform": platform.platform(),
-           # "0" = oneDNN off: bit-identical CPU reruns (see `rockseg train --deterministic`)
+           # oneDNN on/off changes CPU numerics (speed ~2x)
            "tf_enable_onednn_opts": os.environ.get("TF_ENABLE_ONEDNN_OPTS")}
     for dist in ("rockseg", "tensorflow", "tf-keras", "segmentation-models", "numpy", "scikit-learn",
                  "scikit-image"):

@@ -13,10 +13,10 @@ Every default comes from the profile (``config.get_profile``; keys ``train_*`` a
 ``eval_*``) and can be overridden by keyword. TensorFlow is imported lazily.
 
 Determinism: weights, crops and augmentation are seeded (``seed``), the data stream
-is stateless, and a resumed run continues exactly where it stopped. Bit-identical
-CPU reruns additionally need ``TF_ENABLE_ONEDNN_OPTS=0`` set before TensorFlow is
-imported (``rockseg train --deterministic``): oneDNN's threaded kernels otherwise
-differ in the last float bit from run to run, and training amplifies that.
+is stateless, and a resumed run continues exactly where it stopped. On CPU the same
+seed gives the same metrics; weights agree to float round-off (~1e-8 after a few
+steps: TensorFlow's CPU kernels do not promise a fixed summation order, with or
+without oneDNN or threads), which long trainings can amplify.
 """
 from __future__ import annotations
 

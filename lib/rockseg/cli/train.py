@@ -27,7 +27,6 @@ def add_parser(subparsers):
                 "--dataset sandstone-versa --out runs/res18\n"
                 "  rockseg train --images my/images --masks my/masks --n-classes 4 --out runs/mine\n"
                 "  rockseg train --resume --out runs/unet16 --epochs 60\n"
-                "  rockseg train --deterministic --seed 1 --out runs/seed1   # bit-identical reruns\n"
                 "  rockseg train --set train_lr=3e-4 --set train_optimizer=sgd --out runs/sgd"),
         formatter_class=__import__("argparse").RawDescriptionHelpFormatter,
     )
@@ -65,10 +64,6 @@ def add_parser(subparsers):
     mode.add_argument("--overwrite", action="store_true", help="replace the run already in --out")
     p.add_argument("--data-dir", metavar="D", default=None,
                    help="offline data folder laid out like shared/data (default: $ROCKSEG_DATA_DIR)")
-    p.add_argument("--deterministic", action="store_true",
-                   help="bit-identical results for the same seed on CPU: turns TensorFlow's oneDNN "
-                        "kernels off (TF_ENABLE_ONEDNN_OPTS=0), which makes CPU training about 2x slower; "
-                        "without it, repeated runs agree up to float round-off")
     p.add_argument("--quiet", action="store_true", help="no per-epoch progress lines")
     return p
 
@@ -129,12 +124,6 @@ def run(args) -> int:
         data_name = args.dataset or (Path(args.images).name if args.images else prof["train_dataset"])
         out = Path(args.out) if args.out else Path("runs") / f"{model_name}-{data_name}-seed{args.seed}"
 
-    if args.deterministic:
-        import os
-
-        if "tensorflow" in sys.modules:  # pragma: no cover - only when called from Python
-            raise RocksegError("--deterministic must be set before TensorFlow is imported")
-        os.environ["TF_ENABLE_ONEDNN_OPTS"] = "0"
     from rockseg.train import train_run
 
     rec = train_run(model_name, out=out, dataset=args.dataset, images=args.images, masks=args.masks,
