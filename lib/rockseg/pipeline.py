@@ -41,7 +41,7 @@ class Augment:
     zoom: float = 0.3  # scale factor per axis in [1 - zoom, 1 + zoom]
     affine_p: float = 1.0  # probability that an element gets the affine transform
     brightness: float = 0.1  # additive, uniform in [-b, b]
-    contrast: float = 0.1  # multiplicative about the mean, in [1 - c, 1 + c]
+    contrast: float = 0.1  # multiplicative about mid-grey (0.5), in [1 - c, 1 + c]
     noise: float = 0.02  # Gaussian noise sigma, uniform in [0, noise]
     fill_mode: str = "REFLECT"  # how the affine fills outside the crop
 
@@ -228,8 +228,9 @@ def augment_pair(image, mask, seed, aug: Augment | dict | bool = True):
         r = tf.random.experimental.stateless_split(s[4], num=3)
         if aug.contrast:
             c = tf.random.stateless_uniform((), r[0], 1.0 - aug.contrast, 1.0 + aug.contrast)
-            mean = tf.reduce_mean(image)
-            image = (image - mean) * c + mean
+            # about mid-grey, not the crop mean: a reduction's float rounding can vary
+            # between runs on a multi-threaded CPU, and augmentation must be reproducible
+            image = (image - 0.5) * c + 0.5
         if aug.brightness:
             image = image + tf.random.stateless_uniform((), r[1], -aug.brightness, aug.brightness)
         if aug.noise:
