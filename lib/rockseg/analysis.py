@@ -11,8 +11,6 @@ those errors next to IoU.
 from __future__ import annotations
 
 import math
-import os
-import uuid
 from pathlib import Path
 
 import numpy as np
@@ -304,13 +302,10 @@ def export_labels_tiff(path, labels, voxel_size_um: float | None = None, overwri
         kw["metadata"].update({"unit": "um"})
         if a.ndim == 3:
             kw["metadata"]["spacing"] = v
-    tmp = out.with_name(f".{out.name}.{uuid.uuid4().hex[:8]}.part")
-    try:
+    from rockseg.io import atomic_path
+
+    with atomic_path(out) as tmp:
         tifffile.imwrite(tmp, a.astype(np.uint8), imagej=True, **kw)
-        os.replace(tmp, out)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
     return out
 
 

@@ -12,6 +12,7 @@ Everything here is NumPy only (no TensorFlow). Bad input raises a
 from __future__ import annotations
 
 import logging
+import contextlib
 import os
 import re
 import tempfile
@@ -270,18 +271,30 @@ def write_tiff(path, array, *, compression="zlib", overwrite=False, **meta) -> P
     elif array.ndim >= 2:
         kwargs["photometric"] = "minisblack"
 
+    with atomic_path(path) as tmp:
+        tifffile.imwrite(tmp, array, **kwargs)
+    return path
+
+
+@contextlib.contextmanager
+def atomic_path(path):
+    """Yield a temporary path beside ``path``; on success it replaces ``path``.
+
+    On any error the temporary file is removed and ``path`` is left untouched,
+    so a half-written file can never be mistaken for a result.
+    """
+    path = Path(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     try:
-        tifffile.imwrite(tmp, array, **kwargs)
+        yield Path(tmp)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600
         os.replace(tmp, path)
     except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
+        Path(tmp).unlink(missing_ok=True)
         raise
-    return path
 
 
 # ------------------------------------------------------------------------ masks

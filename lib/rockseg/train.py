@@ -30,6 +30,7 @@ import numpy as np
 
 from rockseg import runs
 from rockseg.errors import DataError, RegistryError
+from rockseg.io import atomic_path
 
 __all__ = [
     "LOSSES",
@@ -117,10 +118,8 @@ def _write_history_prefix(path: Path, keep_epochs: int) -> None:
     if not rows:
         return
     kept = [rows[0]] + [r for r in rows[1:] if r and r[0].isdigit() and int(r[0]) < keep_epochs]
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "w", newline="") as fh:
+    with atomic_path(path) as tmp, open(tmp, "w", newline="") as fh:
         csv.writer(fh).writerows(kept)
-    os.replace(tmp, path)
 
 
 def _save_weights_atomic(model, path: Path) -> None:
