@@ -119,3 +119,31 @@ def test_baseline_writes_the_same_record(tmp_path, capsys):
     assert fresh["test"]["confusion"] == rec["metrics"]["test"]["confusion"]
     table = runs.results_table([out], as_dataframe=False)
     assert table[0]["model"] == "otsu" and table[0]["test_miou"] == rec["metrics"]["test"]["miou"]
+
+
+def test_ensemble_averages_runs_and_scores_like_a_run(trained, tmp_path, capsys):
+    otsu = tmp_path / "otsu"
+    assert main(["baseline", "--method", "otsu", "--dataset", "synthetic-sandstone", "--profile", "smoke",
+                 "--out", str(otsu)]) == 0
+    out = tmp_path / "ens"
+    assert main(["ensemble", str(trained), str(otsu), "--weights", "1", "3", "--out", str(out)]) == 0
+    rec = runs.load_run(out, strict=True)
+    assert rec["kind"] == "ensemble" and rec["model"]["weights"] == [1.0, 3.0]
+    assert rec["model"]["members"] == [str(trained.resolve()), str(otsu.resolve())]
+    assert set(rec["metrics"]) == {"val", "test"}
+    capsys.readouterr()
+    assert main(["evaluate", str(out), "--recompute", "--json"]) == 0
+    fresh = json.loads(capsys.readouterr().out)["metrics"]
+    assert fresh["test"]["confusion"] == rec["metrics"]["test"]["confusion"]
+    # weight on the Otsu member only: the ensemble is the Otsu baseline
+    only = tmp_path / "only-otsu"
+    assert main(["ensemble", str(trained), str(otsu), "--weights", "0", "1", "--out", str(only)]) == 0
+    assert runs.load_run(only)["metrics"]["test"]["confusion"] == runs.load_run(otsu)["metrics"]["test"]["confusion"]
+
+
+def test_ensemble_refuses_bad_members(trained, tmp_path, capsys):
+    assert main(["ensemble", str(trained), "--out", str(tmp_path / "one")]) == 1
+    assert "at least two" in capsys.readouterr().err
+    assert main(["ensemble", str(trained), str(tmp_path / "missing"), "--out", str(tmp_path / "e")]) == 1
+    assert "missing: not a run folder" in capsys.readouterr().err
+    assert not (tmp_path / "e").exists()

@@ -88,18 +88,6 @@ def test_evaluate_labels_scores_whole_slices(rng):
     assert np.array(zeros["confusion"])[:, 1:].sum() == 0
 
 
-def test_fallback_sliding_window_matches_direct_prediction(rng):
-    image = rng.random((50, 70, 1)).astype(np.float32)
-
-    def onehot(batch):  # a "model" whose output depends on each pixel only
-        lab = (batch[..., 0] > 0.5).astype(int)
-        return np.eye(2, dtype=np.float32)[lab]
-
-    probs = runs._sliding_window_probs(image, onehot, tile=32, overlap=0.25, batch_size=3)
-    assert probs.shape == (50, 70, 2)
-    np.testing.assert_allclose(probs, onehot(image[None])[0], atol=1e-5)
-
-
 def test_results_table_collects_runs(tmp_path):
     runs.write_run(tmp_path / "runs" / "a", _record("unet", 0.8))
     runs.write_run(tmp_path / "runs" / "b", _record("resunet", 0.85))

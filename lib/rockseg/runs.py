@@ -335,53 +335,16 @@ def _listify(x):
 
 
 # ----------------------------------------------------------------- evaluation
-def _sliding_window_probs(image, predictor, tile: int, overlap: float, batch_size: int):
-    """Minimal sliding-window inference (fallback when rockseg.infer is absent)."""
-    img = image if image.ndim == 3 else image[..., None]
-    h, w = img.shape[:2]
-    t = int(tile)
-    ph, pw = max(0, t - h), max(0, t - w)
-    if ph or pw:
-        img = np.pad(img, ((0, ph), (0, pw), (0, 0)), mode="reflect" if (ph < h and pw < w) else "edge")
-    H, W = img.shape[:2]
-    step = max(1, round(t * (1.0 - overlap)))
-    ys = sorted(set(list(range(0, H - t + 1, step)) + [H - t]))
-    xs = sorted(set(list(range(0, W - t + 1, step)) + [W - t]))
-    coords = [(y, x) for y in ys for x in xs]
-    g = np.exp(-0.5 * ((np.arange(t) - (t - 1) / 2) / (t / 4)) ** 2)
-    weight = np.outer(g, g).astype(np.float32)[..., None]
-    acc = None
-    norm = np.zeros((H, W, 1), np.float32)
-    for i in range(0, len(coords), batch_size):
-        chunk = coords[i:i + batch_size]
-        batch = np.stack([img[y:y + t, x:x + t] for y, x in chunk]).astype(np.float32)
-        probs = np.asarray(predictor(batch), np.float32)
-        if acc is None:
-            acc = np.zeros((H, W, probs.shape[-1]), np.float32)
-        for (y, x), p in zip(chunk, probs):
-            acc[y:y + t, x:x + t] += p * weight
-            norm[y:y + t, x:x + t] += weight
-    return (acc / np.maximum(norm, 1e-12))[:h, :w]
-
-
 def keras_label_predictor(model, *, tile: int = 256, overlap: float = 0.25, batch_size: int = 8):
     """``image (H, W[, C]) float [0, 1] → labels (H, W) uint8`` by sliding-window softmax
     (:func:`rockseg.infer.sliding_window_predict`, Gaussian blending)."""
-    try:
-        from rockseg import infer
-    except ImportError:  # pragma: no cover - infer module not installed
-        infer = None
+    from rockseg import infer
 
-    if infer is not None:
-        predictor = infer.keras_predictor(model)
+    predictor = infer.keras_predictor(model)
 
-        def probs_of(img):
-            return infer.sliding_window_predict(img, predictor, tile=tile, overlap=overlap,
-                                                blend="gaussian", batch_size=batch_size)
-    else:  # pragma: no cover
-        def probs_of(img):
-            return _sliding_window_probs(img, lambda b: model(b, training=False).numpy(),
-                                         tile, overlap, batch_size)
+    def probs_of(img):
+        return infer.sliding_window_predict(img, predictor, tile=tile, overlap=overlap,
+                                            blend="gaussian", batch_size=batch_size)
 
     def predict(image):
         img = image if image.ndim == 3 else image[..., None]
@@ -421,25 +384,10 @@ def evaluate_run(run_dir, *, data_dir=None, subsets=("val", "test"), write: bool
     returns ``{subset: summary}`` and, with ``write=True``, stores them in run.json.
     """
     rec = load_run(run_dir, strict=True)
-    ds = rec["dataset"]
-    if ds.get("source") == "folder":
-        paths = rec.get("config", {}).get("data_paths") or {}
-        data = load_split_data(images=paths.get("images"), masks=paths.get("masks"),
-                               n_classes=rec["data"]["n_classes"], split=ds["split"])
-    else:
-        data = load_split_data(ds["name"], data_dir=data_dir, split=ds["split"],
-                               profile=rec.get("config", {}).get("name"))
+    data = _split_data_of(rec, data_dir)
     predict = load_label_predictor(run_dir, rec)
-    out = {}
-    for subset in subsets:
-        imgs, msks = getattr(data, subset)
-        if not imgs:
-            continue
-        from rockseg.pipeline import prepare_arrays
-
-        imgs, msks = prepare_arrays(imgs, msks, n_classes=data.n_classes, name=subset)
-        out[subset] = evaluate_labels(predict, imgs, msks, data.n_classes, data.class_names,
-                                      ids=data.split[subset])
+    out = {s: evaluate_labels(predict, x, y, data.n_classes, data.class_names, ids=data.split[s])
+           for s, (x, y) in _held_out(data, subsets).items()}
     if write:
         rec = load_run(run_dir)
         rec.setdefault("metrics", {}).update(out)
@@ -448,34 +396,133 @@ def evaluate_run(run_dir, *, data_dir=None, subsets=("val", "test"), write: bool
     return out
 
 
-def load_label_predictor(run_dir, record: dict | None = None):
-    """``image → labels`` for the model saved in a run folder (network or baseline)."""
+def load_prob_predictor(run_dir, record: dict | None = None):
+    """``image → class probabilities (H, W, K)`` for the model saved in a run folder.
+
+    Networks: sliding-window softmax; random forest: ``predict_proba``; Otsu: one-hot
+    of its labels; ensembles: the weighted mean of their members' probabilities.
+    """
     rec = record or load_run(run_dir, strict=True)
     run_dir = Path(run_dir)
+    n_classes = int(rec["data"]["n_classes"])
+    if rec["kind"] == "ensemble":
+        members = [load_prob_predictor(m) for m in rec["model"]["members"]]
+        weights = np.asarray(rec["model"]["weights"], np.float32)
+
+        def ensemble_probs(image):
+            return sum(w * m(image) for w, m in zip(weights, members)) / weights.sum()
+
+        return ensemble_probs
     if rec["kind"] == "baseline":
         from rockseg import baselines
 
         cls = {"otsu": baselines.OtsuBaseline, "rf": baselines.RandomForestBaseline}[rec["model"]["name"]]
         model = cls.load(run_dir / rec["model"]["file"])
 
-        def predict(image):
+        def baseline_probs(image):
             image = np.asarray(image)
             if image.ndim == 3 and image.shape[-1] == 1:
                 image = image[..., 0]
-            return np.asarray(model.predict(image)).astype(np.uint8)
+            if hasattr(model, "predict_proba"):
+                return np.asarray(model.predict_proba(image), np.float32)
+            return np.eye(n_classes, dtype=np.float32)[np.asarray(model.predict(image))]
 
-        return predict
+        return baseline_probs
     import rockseg.models  # noqa: F401  (registers the custom layers)
+    from rockseg import infer
     from rockseg._tf import keras
 
     path = run_dir / rec["model"]["file"]
     if not path.is_file():
         raise DataError("model file named in run.json is missing", path=path)
-    model = keras().models.load_model(str(path), compile=False)
+    predictor = infer.keras_predictor(keras().models.load_model(str(path), compile=False))
     cfg = rec.get("config", {})
-    return keras_label_predictor(model, tile=int(cfg.get("eval_tile", 256)),
-                                 overlap=float(cfg.get("eval_overlap", 0.25)),
-                                 batch_size=int(cfg.get("eval_batch_size", 8)))
+
+    def network_probs(image):
+        img = image if image.ndim == 3 else image[..., None]
+        return infer.sliding_window_predict(img, predictor, tile=int(cfg.get("eval_tile", 256)),
+                                            overlap=float(cfg.get("eval_overlap", 0.25)), blend="gaussian",
+                                            batch_size=int(cfg.get("eval_batch_size", 8)))
+
+    return network_probs
+
+
+def load_label_predictor(run_dir, record: dict | None = None):
+    """``image → labels`` (uint8) for the model saved in a run folder (network, baseline or ensemble)."""
+    probs = load_prob_predictor(run_dir, record)
+
+    def predict(image):
+        return np.argmax(np.asarray(probs(image)), axis=-1).astype(np.uint8)
+
+    return predict
+
+
+def _split_data_of(rec: dict, data_dir=None) -> "SplitData":
+    ds = rec["dataset"]
+    if ds.get("source") == "folder":
+        paths = rec.get("config", {}).get("data_paths") or {}
+        return load_split_data(images=paths.get("images"), masks=paths.get("masks"),
+                               n_classes=rec["data"]["n_classes"], split=ds["split"])
+    return load_split_data(ds["name"], data_dir=data_dir, split=ds["split"],
+                           profile=rec.get("config", {}).get("name"))
+
+
+def _held_out(data: "SplitData", subsets) -> dict:
+    from rockseg.pipeline import prepare_arrays
+
+    out = {}
+    for subset in subsets:
+        imgs, msks = getattr(data, subset)
+        if imgs:
+            out[subset] = prepare_arrays(imgs, msks, n_classes=data.n_classes, name=subset)
+    return out
+
+
+def ensemble_run(run_dirs, *, out, weights=None, data_dir=None, overwrite: bool = False) -> dict:
+    """Average the class probabilities of finished runs and score the ensemble like a run.
+
+    Members must share the dataset, split and classes. ``weights`` default to equal.
+    Writes ``out/run.json`` (kind ``ensemble``; ``model.members`` are the member folders)
+    and returns the record.
+    """
+    dirs = [Path(d).resolve() for d in _run_dirs(run_dirs)]
+    if len(dirs) < 2:
+        raise DataError("an ensemble needs at least two run folders")
+    recs = [load_run(d, strict=True) for d in dirs]
+    ref = recs[0]
+    for d, r in zip(dirs[1:], recs[1:]):
+        for key in ("name", "split"):
+            if r["dataset"].get(key) != ref["dataset"].get(key):
+                raise DataError(f"dataset {key} differs from {dirs[0]}'s", path=d / RUN_FILE)
+        if r["data"]["class_names"] != ref["data"]["class_names"]:
+            raise DataError(f"classes {r['data']['class_names']} differ from {ref['data']['class_names']}",
+                            path=d / RUN_FILE)
+    w = [1.0] * len(dirs) if weights is None else [float(x) for x in weights]
+    if len(w) != len(dirs) or min(w) < 0 or sum(w) <= 0:
+        raise ValueError(f"need {len(dirs)} non-negative weights with a positive sum, got {weights}")
+    out = Path(out)
+    prepare_run_dir(out, overwrite=overwrite)
+    record = {
+        "schema": SCHEMA, "status": "evaluating", "kind": "ensemble", "created": now_iso(),
+        "model": {"name": "ensemble", "members": [str(d) for d in dirs], "weights": w,
+                  "member_models": [r["model"]["name"] for r in recs],
+                  "parameters": sum(int(r["model"].get("parameters") or 0) for r in recs)},
+        "config": {"name": ref.get("config", {}).get("name"), "members": [r.get("config", {}) for r in recs]},
+        "seed": ref.get("seed"), "dataset": ref["dataset"], "data": ref["data"],
+        "metrics": {}, "timing": {}, "versions": package_versions(),
+    }
+    predict = load_label_predictor(out, record)
+    data = _split_data_of(ref, data_dir)
+    record["metrics"] = {s: evaluate_labels(predict, x, y, data.n_classes, data.class_names, ids=data.split[s])
+                         for s, (x, y) in _held_out(data, ("val", "test")).items()}
+    train_s = [r.get("timing", {}).get("train_seconds") or 0.0 for r in recs]
+    infer_s = [m["seconds_per_slice"] for m in record["metrics"].values() if m.get("seconds_per_slice")]
+    record["timing"] = {"train_seconds": float(sum(train_s)),
+                        "inference_seconds_per_slice": float(np.mean(infer_s)) if infer_s else None}
+    record["status"] = "complete"
+    record["finished"] = now_iso()
+    write_run(out, record)
+    return load_run(out)
 
 
 # -------------------------------------------------------------------- tables

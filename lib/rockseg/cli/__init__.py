@@ -16,6 +16,7 @@ COMMANDS = {
     "evaluate": "evaluate",
     "train": "train",
     "baseline": "baseline",
+    "ensemble": "ensemble",
     "synth": "synth",
     "predict": "predict",
     "analyze": "analyze",

@@ -1,0 +1,32 @@
+"""``rockseg ensemble``: average the class probabilities of finished runs and score the result."""
+from __future__ import annotations
+
+
+def add_parser(subparsers):
+    p = subparsers.add_parser(
+        "ensemble",
+        help="average the probabilities of several runs and score the ensemble like a run",
+        description=(
+            "Combine finished run folders (networks and baselines of the same dataset, split and "
+            "classes) by a weighted mean of their class probabilities, score the ensemble on the "
+            "whole validation and test slices exactly like a single run, and write OUT/run.json "
+            "(kind 'ensemble'). 'rockseg evaluate OUT' then works as for any run."),
+    )
+    p.add_argument("runs", nargs="+", metavar="RUN_DIR", help="finished run folders (at least two)")
+    p.add_argument("--out", required=True, metavar="OUT", help="run folder to create for the ensemble")
+    p.add_argument("--weights", nargs="+", type=float, metavar="W",
+                   help="one non-negative weight per run (default: equal)")
+    p.add_argument("--data-dir", metavar="D", default=None,
+                   help="offline data folder laid out like shared/data (default: $ROCKSEG_DATA_DIR)")
+    p.add_argument("--overwrite", action="store_true", help="replace the run already in --out")
+    return p
+
+
+def run(args) -> int:
+    from rockseg import runs
+
+    rec = runs.ensemble_run(args.runs, out=args.out, weights=args.weights, data_dir=args.data_dir,
+                            overwrite=args.overwrite)
+    print(runs.format_metrics(rec))
+    print(f"run folder: {args.out}")
+    return 0
