@@ -120,18 +120,13 @@ def throughput(args, work: Path):
               f"{r['process s']:.1f} | {r['CPU s']:.0f} | {r['peak RSS MB']:.0f} | {r['load before']:.1f} |")
 
 
-def quality(args, work: Path):
-    """Train the 16-filter U-Net briefly on one twin, compare z / zyx / TTA on a held-out twin."""
-    from rockseg import analysis, infer
-    from rockseg._tf import keras, set_seed
-    from rockseg.metrics import per_class_iou
+def _train_briefly(args, shape):
+    """The quick fallback: a 16-filter U-Net fitted for ``q_seconds`` on another twin."""
+    from rockseg._tf import keras
     from rockseg.models import build_model
     from rockseg.synth import synthetic_sandstone
 
-    set_seed(0)
-    shape = (args.q_size,) * 3
     train_img, train_lab, _ = synthetic_sandstone(shape=shape, seed=10)
-    test_img, test_lab, meta = synthetic_sandstone(shape=shape, seed=11)
     rng = np.random.default_rng(0)
     p = 64
     xs, ys = [], []
@@ -151,7 +146,24 @@ def quality(args, work: Path):
         model.fit(X, Y, batch_size=16, epochs=1, verbose=0, shuffle=True)
         epochs += 1
     print(f"# trained {epochs} epochs on {len(X)} patches of {p}^2 in {time.perf_counter() - t0:.0f} s")
-    pred = infer.keras_predictor(model)
+    return model
+
+
+def quality(args, work: Path):
+    """Train the 16-filter U-Net briefly on one twin, compare z / zyx / TTA on a held-out twin."""
+    from rockseg import analysis, infer
+    from rockseg._tf import set_seed
+    from rockseg.metrics import per_class_iou
+    from rockseg.synth import synthetic_sandstone
+
+    set_seed(0)
+    shape = tuple(args.q_shape) if args.q_shape else (args.q_size,) * 3
+    test_img, test_lab, meta = synthetic_sandstone(shape=shape, seed=11)
+    if args.run:  # a model trained with `rockseg train --dataset synthetic-sandstone`
+        pred = infer.load_predictor(args.run)
+        print(f"# model: {args.run}")
+    else:
+        pred = infer.keras_predictor(_train_briefly(args, shape))
     names = meta["class_names"]
     truth_fr = analysis.phase_fractions(test_lab, 4)
     rows = []
@@ -190,6 +202,9 @@ def main(argv=None):
     ap.add_argument("--quality", action="store_true", help="train briefly and compare z / zyx / TTA accuracy")
     ap.add_argument("--q-size", type=int, default=96, help="twin edge for --quality")
     ap.add_argument("--q-patches", type=int, default=1024)
+    ap.add_argument("--q-shape", type=int, nargs=3, metavar=("Z", "Y", "X"), default=None,
+                    help="held-out twin shape (default: q-size cubed); match the training twin's Y, X")
+    ap.add_argument("--run", default=None, help="use this trained run folder instead of training briefly")
     ap.add_argument("--q-seconds", type=float, default=150, help="training time budget for --quality")
     ap.add_argument("--workdir", default=None, help="where to write the temporary volumes")
     args = ap.parse_args(argv)

@@ -139,6 +139,14 @@ def test_ensemble_averages_runs_and_scores_like_a_run(trained, tmp_path, capsys)
     only = tmp_path / "only-otsu"
     assert main(["ensemble", str(trained), str(otsu), "--weights", "0", "1", "--out", str(only)]) == 0
     assert runs.load_run(only)["metrics"]["test"]["confusion"] == runs.load_run(otsu)["metrics"]["test"]["confusion"]
+    # weights chosen on the validation images only
+    tuned = tmp_path / "tuned"
+    assert main(["ensemble", str(trained), str(otsu), "--weights", "val", "--out", str(tuned)]) == 0
+    rec = runs.load_run(tuned)
+    assert rec["model"]["weights_chosen_on"] == "val" and sum(rec["model"]["weights"]) == pytest.approx(1.0)
+    members_val = [runs.load_run(m)["metrics"]["val"]["miou"] for m in (trained, otsu)]
+    assert rec["metrics"]["val"]["miou"] >= max(members_val) - 1e-9
+    assert main(["ensemble", str(trained), str(otsu), "--weights", "x", "--out", str(tmp_path / "bad")]) == 1
 
 
 def test_ensemble_refuses_bad_members(trained, tmp_path, capsys):

@@ -125,3 +125,19 @@ def test_user_folder_split_and_class_check(tmp_path, rng):
     assert data.data_record()["n_classes"] == 3
     with pytest.raises(DataError, match="2"):
         runs.load_split_data(images=tmp_path / "images", masks=tmp_path / "masks", n_classes=2)
+
+
+def test_tune_weights_picks_the_member_that_is_right_on_validation(rng):
+    masks = [rng.integers(0, 3, (20, 30)).astype(np.uint8) for _ in range(2)]
+    images = [np.zeros((20, 30), np.float32) + i for i in range(2)]
+    lookup = {float(im[0, 0]): m for im, m in zip(images, masks)}
+
+    def right(im):
+        return np.eye(3, dtype=np.float32)[lookup[float(im[0, 0])]]
+
+    def wrong(im):
+        return np.eye(3, dtype=np.float32)[(lookup[float(im[0, 0])] + 1) % 3]
+
+    assert runs.tune_weights([wrong, right], images, masks, 3) == [0.0, 1.0]
+    assert runs.tune_weights([right, wrong], images, masks, 3, step=0.5) in ([1.0, 0.0], [0.5, 0.5])
+    assert sorted(map(sum, runs._simplex_grid(3, 4))) == [4] * 15

@@ -169,7 +169,7 @@ def plot_twin_comparison(real_image, real_labels, synth_image, synth_labels, cla
         ax = fig.add_subplot(gs[0, j])
         sl = img[img.shape[0] // 2] if img.ndim == 3 else img
         ax.imshow(sl, cmap="gray", vmin=0, vmax=255 if sl.dtype == np.uint8 else None)
-        ax.set_title(f"{who} slice" + (f" (z={img.shape[0] // 2})" if img.ndim == 3 else ""))
+        ax.set_title(f"{who} slice" + (f" ({img.shape[0] // 2 + 1} of {img.shape[0]})" if img.ndim == 3 else ""))
         ax.axis("off")
     ax = fig.add_subplot(gs[0, 2])
     lab = pairs[1][1]

@@ -14,8 +14,9 @@ def add_parser(subparsers):
     )
     p.add_argument("runs", nargs="+", metavar="RUN_DIR", help="finished run folders (at least two)")
     p.add_argument("--out", required=True, metavar="OUT", help="run folder to create for the ensemble")
-    p.add_argument("--weights", nargs="+", type=float, metavar="W",
-                   help="one non-negative weight per run (default: equal)")
+    p.add_argument("--weights", nargs="+", metavar="W",
+                   help="one non-negative weight per run, or 'val' to choose them on the "
+                        "validation images (grid of 0.1); default: equal")
     p.add_argument("--data-dir", metavar="D", default=None,
                    help="offline data folder laid out like shared/data (default: $ROCKSEG_DATA_DIR)")
     p.add_argument("--overwrite", action="store_true", help="replace the run already in --out")
@@ -24,8 +25,17 @@ def add_parser(subparsers):
 
 def run(args) -> int:
     from rockseg import runs
+    from rockseg.errors import RocksegError
 
-    rec = runs.ensemble_run(args.runs, out=args.out, weights=args.weights, data_dir=args.data_dir,
+    weights = args.weights
+    if weights == ["val"]:
+        weights = "val"
+    elif weights is not None:
+        try:
+            weights = [float(w) for w in weights]
+        except ValueError:
+            raise RocksegError(f"--weights takes numbers or 'val', got {' '.join(args.weights)}") from None
+    rec = runs.ensemble_run(args.runs, out=args.out, weights=weights, data_dir=args.data_dir,
                             overwrite=args.overwrite)
     print(runs.format_metrics(rec))
     print(f"run folder: {args.out}")
