@@ -117,3 +117,17 @@ def test_load_predictor_checks_run_json(tmp_path):
         infer.load_predictor(tmp_path / "no_ch")
     with pytest.raises(DataError, match="does not exist"):
         infer.load_predictor(tmp_path / "absent")
+
+
+def test_scheduler_runs_blocks_on_a_dask_cluster(tmp_path, run_dir, volume):
+    distributed = pytest.importorskip("distributed")
+    src, _, _ = volume
+    local = tmp_path / "local.tif"
+    assert main(["predict", "--model", str(run_dir), "--input", str(src), "--output", str(local),
+                 "--tile", "32", "--chunk", "8", "--quiet"]) == 0
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=False,
+                                  dashboard_address=None) as cluster:
+        remote = tmp_path / "cluster.tif"
+        assert main(["predict", "--model", str(run_dir), "--input", str(src), "--output", str(remote),
+                     "--tile", "32", "--chunk", "8", "--quiet", "--scheduler", cluster.scheduler_address]) == 0
+    np.testing.assert_array_equal(tifffile.imread(remote), tifffile.imread(local))
