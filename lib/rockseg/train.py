@@ -413,6 +413,15 @@ def _data_paths(images, masks) -> dict:
     return {"images": str(Path(images).resolve()), "masks": None if masks is None else str(Path(masks).resolve())}
 
 
+def _split_arrays(data: runs.SplitData) -> dict:
+    """``{part: (images (H, W, C) float32, masks uint8)}`` for train, val and test, checked."""
+    from rockseg import pipeline
+
+    return {part: pipeline.prepare_arrays(*getattr(data, part), n_classes=data.n_classes,
+                                          name=f"{data.name} {part}")
+            for part in ("train", "val", "test")}
+
+
 def _load_data(dataset, images, masks, data_dir, n_classes, split=None, profile=None):
     if dataset is None and images is None:
         raise ValueError("give dataset= or images= and masks=")
@@ -433,7 +442,7 @@ def train_run(model_name: str | None = None, *, out, dataset: str | None = None,
     ``train_max_minutes`` may change); ``overwrite=True`` replaces a previous run.
     An existing run is otherwise refused with ``OutputExistsError`` before anything is written.
     """
-    from rockseg import models, pipeline
+    from rockseg import models
     from rockseg._tf import set_seed
     from rockseg.config import get_profile
 
@@ -466,10 +475,7 @@ def train_run(model_name: str | None = None, *, out, dataset: str | None = None,
         if images is not None:
             cfg["data_paths"] = _data_paths(images, masks)
         data = _load_data(dataset, images, masks, data_dir, n_classes, profile=cfg["name"])
-    arrays = {}
-    for part in ("train", "val", "test"):
-        x, y = getattr(data, part)
-        arrays[part] = pipeline.prepare_arrays(x, y, n_classes=data.n_classes, name=f"{data.name} {part}")
+    arrays = _split_arrays(data)
 
     set_seed(seed)
     model = models.build_model(model_name, data.n_classes, (None, None, data.channels), **model_options)
@@ -512,7 +518,7 @@ def baseline_run(method: str, *, out, dataset: str | None = None, images=None, m
                  seed: int = 0, overwrite: bool = False, n_classes: int | None = None,
                  options: dict | None = None, profile: str | None = None) -> dict:
     """Fit a baseline (``otsu`` = multi-Otsu, ``rf`` = random forest) and write its run folder."""
-    from rockseg import baselines, pipeline
+    from rockseg import baselines
 
     classes = {"otsu": "OtsuBaseline", "rf": "RandomForestBaseline"}
     if method not in classes:
@@ -527,11 +533,8 @@ def baseline_run(method: str, *, out, dataset: str | None = None, images=None, m
     if images is not None:
         cfg["data_paths"] = _data_paths(images, masks)
     data = _load_data(dataset, images, masks, data_dir, n_classes, profile=cfg["name"])
-    arrays = {}
-    for part in ("train", "val", "test"):
-        x, y = getattr(data, part)
-        x, y = pipeline.prepare_arrays(x, y, n_classes=data.n_classes, name=f"{data.name} {part}")
-        arrays[part] = ([im[..., 0] if im.shape[-1] == 1 else im for im in x], y)
+    arrays = {part: ([im[..., 0] if im.shape[-1] == 1 else im for im in x], y)
+              for part, (x, y) in _split_arrays(data).items()}
     opts = dict(options or {})
     opts.setdefault("seed", seed)
     if method == "otsu":
