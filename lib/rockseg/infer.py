@@ -20,7 +20,6 @@ The engine works on any ``predict_fn(batch float32 (B, h, w, C)) -> probs (B, h,
 """
 from __future__ import annotations
 
-import json
 import math
 import time
 from dataclasses import dataclass, field
@@ -147,10 +146,9 @@ def load_predictor(run_dir) -> Predictor:
     rj = rd / "run.json"
     if not rj.is_file():
         raise DataError("not a run folder: run.json is missing", path=rd)
-    try:
-        record = json.loads(rj.read_text())
-    except (OSError, ValueError) as exc:
-        raise DataError(f"cannot read run record: {exc}", path=rj) from exc
+    from rockseg.runs import read_record
+
+    record = read_record(rj)
     data = record.get("data") if isinstance(record, dict) else None
     if not isinstance(data, dict):
         raise DataError("missing key 'data' (class names, n_classes, channels)", path=rj)

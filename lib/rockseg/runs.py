@@ -93,6 +93,14 @@ def write_run(run_dir, record: dict) -> Path:
     return write_json(Path(run_dir) / RUN_FILE, record)
 
 
+def read_record(path) -> dict:
+    """Parse a run.json file; ``DataError`` naming it if it is unreadable or not JSON."""
+    try:
+        return json.loads(Path(path).read_text())
+    except (OSError, ValueError) as exc:
+        raise DataError(f"cannot read run record: {exc}", path=path) from exc
+
+
 def load_run(run_dir, *, strict: bool = False) -> dict:
     """Read ``run_dir/run.json`` (``run_dir`` may also be the json file itself).
 
@@ -103,10 +111,7 @@ def load_run(run_dir, *, strict: bool = False) -> dict:
     path = p if p.suffix == ".json" else p / RUN_FILE
     if not path.is_file():
         raise DataError("no run record here (expected a run folder holding run.json)", path=path)
-    try:
-        record = json.loads(path.read_text())
-    except (OSError, ValueError) as exc:
-        raise DataError(f"cannot read run record: {exc}", path=path) from exc
+    record = read_record(path)
     if not isinstance(record, dict) or record.get("schema") != SCHEMA:
         raise DataError(f"not a rockseg run record (schema {record.get('schema') if isinstance(record, dict) else None!r}, "
                         f"expected {SCHEMA!r})", path=path)

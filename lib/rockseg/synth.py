@@ -382,6 +382,16 @@ def _hard_core(centres, radii, h):
     return np.flatnonzero(alive)
 
 
+def _packed_disks(rng, H, W, r_med, *, density, spread, core):
+    """2D grain centres and log-normal radii (median ``r_med``) over an H x W field,
+    ``density`` disks per disk area, thinned by :func:`_hard_core` with ``core``."""
+    n = max(4, int(round(density * H * W / (math.pi * r_med**2))))
+    centres = _place_centres(rng, n, (-r_med, -r_med), (H + r_med, W + r_med))
+    radii = r_med * np.exp(spread * rng.standard_normal(n))
+    keep = _hard_core(centres, radii, core)
+    return centres[keep], radii[keep]
+
+
 def _smooth_field(rng, shape, sigma, dtype=np.float32):
     """Gaussian-filtered white noise, rescaled to zero mean and unit std."""
     f = ndi.gaussian_filter(rng.standard_normal(shape, dtype=dtype), sigma, truncate=3.0)
@@ -732,11 +742,7 @@ def synthetic_sem_qemscan(shape=(512, 512), seed: int = 0, *, scale: int = 4,
 
     # framework grains
     r_med = grain_diameter / 2.0
-    n = max(4, int(round(2.2 * H * W / (math.pi * r_med**2))))
-    centres = _place_centres(rng, n, (-r_med, -r_med), (H + r_med, W + r_med))
-    radii = r_med * np.exp(0.4 * rng.standard_normal(n))
-    keep = _hard_core(centres, radii, 0.5)
-    centres, radii = centres[keep], radii[keep]
+    centres, radii = _packed_disks(rng, H, W, r_med, density=2.2, spread=0.4, core=0.5)
     n = len(radii)
     kinds = rng.choice(frame, size=n, p=weights[frame] / weights[frame].sum())
     asp = np.stack([np.ones(n), 1.0 + 0.6 * rng.random(n)], axis=1)
@@ -822,11 +828,7 @@ def synthetic_thin_section(shape=(384, 512), seed: int = 0):
     rng = np.random.default_rng(seed)
     H, W = shape
     r_med = 0.045 * min(H, W) + 4.0
-    n = max(4, int(round(2.0 * H * W / (math.pi * r_med**2))))
-    centres = _place_centres(rng, n, (-r_med, -r_med), (H + r_med, W + r_med))
-    radii = r_med * np.exp(0.35 * rng.standard_normal(n))
-    keep = _hard_core(centres, radii, 0.55)
-    centres, radii = centres[keep], radii[keep]
+    centres, radii = _packed_disks(rng, H, W, r_med, density=2.0, spread=0.35, core=0.55)
     n = len(radii)
     asp = np.stack([np.ones(n), 1.0 + 0.5 * rng.random(n)], axis=1)
     asp /= np.sqrt(asp.prod(axis=1, keepdims=True))
