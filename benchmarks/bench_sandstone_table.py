@@ -1,13 +1,17 @@
 """The per-model table on the sandstone-versa protocol (train z 0-250, val 300, test 350/400).
 
     python benchmarks/bench_sandstone_table.py --runs runs/sandstone [--profile cpu] [--only unet rf]
+        [--max-minutes M]
 
 Trains every model family with the profile's settings (one run folder each, resumable:
-finished runs are kept and skipped), fits the two baselines, builds the network + forest
-ensemble with weights chosen on the validation slice, and prints one table from the run
+finished runs are kept and skipped), fits the two baselines, builds the ensemble of the
+network with the best validation mIoU and the forest (weights chosen on the validation
+slice; without and with test-time augmentation), and prints one table from the run
 records (``rockseg.runs.results_table``): val/test mIoU, per-class test IoU, training
 time. Selection uses the validation slice only; the test columns are reported, never tuned.
-On 2 CPU cores a full pass takes about an hour and a half (the large encoders dominate).
+On 2 CPU cores a full pass takes about an hour and a half with the cpu profile's 18-minute
+budget per network (the large encoders use all of it); ``--max-minutes`` caps every
+network's training time (the cap is recorded in each run.json).
 """
 from __future__ import annotations
 
@@ -24,6 +28,7 @@ MODELS = {
     "sm_unet-resnet34": ("sm_unet", {"backbone": "resnet34", "regime": "imagenet", "allow_fallback": True}),
     "sm_linknet-resnet34": ("sm_linknet", {"backbone": "resnet34", "regime": "imagenet", "allow_fallback": True}),
     "vgg_unet": ("vgg_unet", {"regime": "imagenet", "allow_fallback": True}),
+    "pix2pix-colour": ("pix2pix", {"mode": "colour", "gen_filters": 32, "disc_filters": 32}),
 }
 BASELINES = ("rf", "otsu")
 
@@ -34,6 +39,7 @@ def main(argv=None) -> int:
     ap.add_argument("--profile", default="cpu")
     ap.add_argument("--data-dir", default=os.environ.get("ROCKSEG_DATA_DIR"))
     ap.add_argument("--only", nargs="*", default=None, help=f"subset of {list(MODELS) + list(BASELINES)}")
+    ap.add_argument("--max-minutes", type=float, default=None, help="training time cap per network")
     args = ap.parse_args(argv)
 
     from rockseg import runs, train
@@ -54,21 +60,38 @@ def main(argv=None) -> int:
             model, options = MODELS[name]
             resume = (out / "run.json").is_file()
             train.train_run(model, out=out, dataset="sandstone-versa", data_dir=args.data_dir,
-                            profile=args.profile, model_options=options, resume=resume, overwrite=not resume)
-    if {"unet", "rf"} <= {p.name for p in root.iterdir() if (p / "run.json").is_file()}:
-        ens = root / "unet+rf"
-        if not (ens / "run.json").is_file():
-            print("# unet+rf: ensemble, weights chosen on the validation slice", flush=True)
-            runs.ensemble_run([root / "unet", root / "rf"], out=ens, weights="val", data_dir=args.data_dir)
+                            profile=args.profile, model_options=options, resume=resume, overwrite=not resume,
+                            train_max_minutes=args.max_minutes)
+    done = {p.name: runs.load_run(p) for p in root.iterdir()
+            if p.name in MODELS and (p / "run.json").is_file()}
+    done = {k: r for k, r in done.items() if r.get("status") == "complete"}
+    if done and (root / "rf" / "run.json").is_file():
+        # the network with the best validation mIoU, with the forest; weights chosen on validation
+        best = max(done, key=lambda k: done[k]["metrics"]["val"]["miou"])
+        for tta in (False, True):
+            ens = root / f"{best}+rf{'+tta' if tta else ''}"
+            if not (ens / "run.json").is_file():
+                print(f"# {ens.name}: ensemble, weights chosen on the validation slice", flush=True)
+                runs.ensemble_run([root / best, root / "rf"], out=ens, weights="val", data_dir=args.data_dir,
+                                  tta=tta)
+    for name, rec in done.items():  # networks: also scored with 8-fold flip/rotation TTA
+        if "metrics_tta" not in rec:
+            print(f"# {name}: evaluating with TTA", flush=True)
+            runs.evaluate_run(root / name, data_dir=args.data_dir, tta=True, write=True)
     table = runs.results_table(root, as_dataframe=False)
     classes = [k[len("test_iou_"):] for k in table[0] if k.startswith("test_iou_")] if table else []
-    print("\n| run | parameters | val mIoU | test mIoU | " + " | ".join(f"test IoU {c}" for c in classes)
-          + " | train s |")
-    print("|---" * (5 + len(classes)) + "|")
+    print("\n| run | parameters | epochs (best) | val mIoU | test mIoU | "
+          + " | ".join(f"test IoU {c}" for c in classes) + " | val / test mIoU with TTA | train s |")
+    print("|---" * (7 + len(classes)) + "|")
     for r in sorted(table, key=lambda r: -(r["val_miou"] or 0)):
-        cells = [f"{r.get(f'test_iou_{c}') or float('nan'):.3f}" for c in classes]
-        print(f"| {r['run']} | {r['parameters'] or 0:,} | {r['val_miou']:.4f} | {r['test_miou']:.4f} | "
-              + " | ".join(cells) + f" | {r['train_seconds'] or 0:.0f} |")
+        rec = runs.load_run(root / r["run"])
+        tr = rec.get("training") or {}
+        epochs = f"{tr['epochs_run']} ({tr['best_epoch']})" if tr.get("epochs_run") else "-"
+        tta = rec.get("metrics_tta") or {}
+        tta_cell = f"{tta['val']['miou']:.4f} / {tta['test']['miou']:.4f}" if tta else "-"
+        cells = ["-" if r.get(f"test_iou_{c}") is None else f"{r[f'test_iou_{c}']:.3f}" for c in classes]
+        print(f"| {r['run']} | {r['parameters'] or 0:,} | {epochs} | {r['val_miou']:.4f} | {r['test_miou']:.4f} | "
+              + " | ".join(cells) + f" | {tta_cell} | {r['train_seconds'] or 0:.0f} |")
     return 0
 
 

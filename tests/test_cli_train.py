@@ -59,6 +59,26 @@ def test_evaluate_run_dir_prints_stored_and_recomputed_metrics(trained, capsys):
         assert fresh[part]["confusion"] == rec["metrics"][part]["confusion"]
 
 
+def test_evaluate_with_tta_uses_the_flip_rotation_average(trained, capsys):
+    from rockseg import infer, pipeline
+
+    rec = runs.load_run(trained)
+    x, _ = pipeline.prepare_arrays(*runs._split_data_of(rec).test, n_classes=4, name="test")
+    image = x[0]
+    plain = runs.load_prob_predictor(trained)(image)
+    tta = runs.load_prob_predictor(trained, tta=True)(image)
+    cfg = rec["config"]
+    direct = infer.sliding_window_predict(image, infer.load_predictor(trained), tile=cfg["eval_tile"],
+                                          overlap=cfg["eval_overlap"], batch_size=cfg["eval_batch_size"], tta=True)
+    np.testing.assert_allclose(tta, direct, atol=1e-6)
+    assert not np.allclose(tta, plain, atol=1e-6)
+    assert main(["evaluate", str(trained), "--tta", "--write", "--json"]) == 0
+    shown = json.loads(capsys.readouterr().out)["metrics"]
+    after = runs.load_run(trained)
+    assert after["metrics_tta"]["test"]["confusion"] == shown["test"]["confusion"]
+    assert after["metrics"]["test"]["confusion"] == rec["metrics"]["test"]["confusion"]  # untouched
+
+
 def test_run_folder_loads_as_a_predictor(trained):
     from rockseg import infer
 
@@ -85,6 +105,21 @@ def test_unknown_model_is_reported_cleanly(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "unknown model 'segformer'" in err and "unet" in err and "Traceback" not in err
     assert not out.exists()
+
+
+def test_train_pix2pix_with_model_options(tmp_path, capsys):
+    out = tmp_path / "gan"
+    rc = main(["train", *SMOKE, "--model", "pix2pix", "--option", "mode=softmax", "--option", "gen_depth=4",
+               "--filters", "8", "--option", "disc_filters=8", "--epochs", "1", "--out", str(out)])
+    assert rc == 0
+    rec = runs.load_run(out, strict=True)
+    assert rec["kind"] == "gan" and rec["model"]["name"] == "pix2pix"
+    assert rec["model"]["options"] == {"mode": "softmax", "gen_depth": 4, "gen_filters": 8, "disc_filters": 8}
+    assert "test" in rec["metrics"] and "mIoU" in capsys.readouterr().out
+    bad = tmp_path / "bad"
+    assert main(["train", *SMOKE, "--model", "pix2pix", "--option", "colour=1", "--out", str(bad)]) == 1
+    err = capsys.readouterr().err
+    assert "unknown option(s) ['colour']" in err and "mode" in err and not bad.exists()
 
 
 def test_mask_classes_beyond_n_classes_write_nothing(tmp_path, capsys):
@@ -147,6 +182,14 @@ def test_ensemble_averages_runs_and_scores_like_a_run(trained, tmp_path, capsys)
     members_val = [runs.load_run(m)["metrics"]["val"]["miou"] for m in (trained, otsu)]
     assert rec["metrics"]["val"]["miou"] >= max(members_val) - 1e-9
     assert main(["ensemble", str(trained), str(otsu), "--weights", "x", "--out", str(tmp_path / "bad")]) == 1
+    # TTA members: recorded, and equal to the members' own TTA probabilities
+    with_tta = tmp_path / "tta"
+    assert main(["ensemble", str(trained), str(otsu), "--weights", "1", "0", "--tta", "--out", str(with_tta)]) == 0
+    assert runs.load_run(with_tta)["config"]["tta"] is True
+    capsys.readouterr()
+    assert main(["evaluate", str(trained), "--tta", "--json"]) == 0
+    member = json.loads(capsys.readouterr().out)["metrics"]
+    assert runs.load_run(with_tta)["metrics"]["test"]["confusion"] == member["test"]["confusion"]
 
 
 def test_ensemble_refuses_bad_members(trained, tmp_path, capsys):

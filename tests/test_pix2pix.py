@@ -95,3 +95,44 @@ def test_registry_and_bad_options():
         Pix2Pix(4, (32, 32, 1), mode="rgb")
     with pytest.raises(RocksegError, match="class_colours"):
         Pix2Pix(3, (32, 32, 1), class_colours=[(0, 0, 0), (0, 0, 0), (1, 1, 1)])
+
+
+def test_segmenter_decodes_like_predict_labels(toy):
+    from rockseg.models.pix2pix import NearestColour
+
+    rng = np.random.default_rng(1)
+    colours = np.array([(0, 0, 255), (0, 255, 0), (255, 0, 0)], np.uint8)
+    rgb = rng.uniform(-1, 1, (2, 5, 7, 3)).astype(np.float32)
+    onehot = NearestColour(colours.tolist())(rgb).numpy()
+    assert onehot.shape == (2, 5, 7, 3)
+    np.testing.assert_array_equal(onehot.argmax(-1), decode_colour_output(rgb, colours))
+    for mode in ("colour", "softmax"):
+        _tf.set_seed(0)
+        gan = Pix2Pix(3, (None, None, 1), mode=mode, **SMALL)
+        scores = gan.segmenter().predict(toy[0][:2], verbose=0)
+        assert scores.shape == (2, 32, 32, 3)
+        np.testing.assert_array_equal(scores.argmax(-1), gan.predict_labels(toy[0][:2]))
+
+
+def test_train_run_gives_pix2pix_a_run_record(tmp_path):
+    """`train_run('pix2pix')`: whole-slice val/test IoU of the decoded labels, a model.keras
+    that evaluate/predict load like any network's, the GAN folder, and resume."""
+    from rockseg import infer, runs, train
+
+    out = tmp_path / "gan"
+    opts = {**SMALL, "mode": "colour"}
+    rec = train.train_run("pix2pix", out=out, profile="smoke", dataset="synthetic-sandstone",
+                          model_options=opts, train_epochs=1)
+    assert rec["kind"] == "gan" and rec["status"] == "complete"
+    assert rec["model"]["parameters"] > 0 and rec["model"]["discriminator_parameters"] > 0
+    assert rec["metrics"]["val"]["slices"] and rec["metrics"]["test"]["slices"]
+    assert 0.0 <= rec["metrics"]["test"]["miou"] <= 1.0
+    assert (out / "model.keras").is_file() and (out / "pix2pix" / "generator.keras").is_file()
+    assert (out / "history.csv").read_text().splitlines()[0].startswith("epoch,gen_total,gen_adv,gen_l1,disc")
+    again = runs.evaluate_run(out)
+    assert again["test"]["miou"] == pytest.approx(rec["metrics"]["test"]["miou"], abs=1e-12)
+    assert infer.load_predictor(out).n_classes == rec["data"]["n_classes"]
+    Pix2Pix.load(out / "pix2pix")
+    resumed = train.train_run(out=out, resume=True, train_epochs=2)
+    assert resumed["training"]["epochs_run"] == 2 and resumed["training"]["initial_epoch"] == 1
+    assert len(resumed["training"]["val_history"]) == 2

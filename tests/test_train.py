@@ -173,3 +173,36 @@ def test_profiles_hold_the_training_defaults():
     assert get_profile("cpu", train_epochs=3)["train_epochs"] == 3
     assert get_profile("cpu")["train_max_minutes"] <= 20
 
+
+
+def test_weight_average_tracks_the_moving_mean_and_swaps_back():
+    from rockseg import models
+
+    model = models.build_model("unet", 2, (None, None, 1), base_filters=4, depth=2)
+    avg = train.WeightAverage(model, 0.5)
+    start = [w.copy() for w in model.get_weights()]
+    model.set_weights([w + 1.0 for w in start])
+    avg.update()  # warm-up: d = min(0.5, 1/10) = 0.1
+    expected = [0.1 * s + 0.9 * (s + 1.0) for s in start]
+    assert all(np.allclose(s.numpy(), e, atol=1e-6) for s, e in zip(avg.shadow, expected))
+    raw = model.get_weights()
+    with avg.swapped():
+        assert all(np.allclose(w, e, atol=1e-6) for w, e in zip(model.get_weights(), expected))
+    assert all(np.array_equal(a, b) for a, b in zip(model.get_weights(), raw))
+    with pytest.raises(ValueError, match="train_ema"):
+        train.WeightAverage(model, 1.5)
+
+
+def test_weight_average_is_evaluated_checkpointed_and_resumed(toy, tmp_path):
+    """With train_ema, validation sees the averaged weights, which a resume restores exactly."""
+    m_last, info = _fit(toy, tmp_path / "full", epochs=2, train_ema=0.9)
+    assert info["weight_average"] == {"decay": 0.9, "updates": 4}
+    plain, _ = _fit(toy, tmp_path / "plain", epochs=2)
+    assert not _close(m_last, plain, atol=1e-4)  # returned weights are the average, not the raw ones
+    from rockseg import runs
+
+    again = runs.evaluate_labels(runs.keras_label_predictor(m_last, tile=32, batch_size=4), toy[2], toy[3], 4)
+    assert again["miou"] == pytest.approx(info["val_history"][-1]["miou"], abs=1e-9)
+    _fit(toy, tmp_path / "cut", epochs=1, train_ema=0.9)
+    resumed, info_r = _fit(toy, tmp_path / "cut", epochs=2, resume=True, train_ema=0.9)
+    assert _same(resumed, m_last) and _mious(info_r) == _mious(info)

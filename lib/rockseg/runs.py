@@ -340,16 +340,17 @@ def _listify(x):
 
 
 # ----------------------------------------------------------------- evaluation
-def keras_label_predictor(model, *, tile: int = 256, overlap: float = 0.25, batch_size: int = 8):
+def keras_label_predictor(model, *, tile: int = 256, overlap: float = 0.25, batch_size: int = 8,
+                          tta: bool = False):
     """``image (H, W[, C]) float [0, 1] → labels (H, W) uint8`` by sliding-window softmax
-    (:func:`rockseg.infer.sliding_window_predict`, Gaussian blending)."""
+    (:func:`rockseg.infer.sliding_window_predict`, Gaussian blending; ``tta``: 8 flips/rotations)."""
     from rockseg import infer
 
     predictor = infer.keras_predictor(model)
 
     def probs_of(img):
         return infer.sliding_window_predict(img, predictor, tile=tile, overlap=overlap,
-                                            blend="gaussian", batch_size=batch_size)
+                                            blend="gaussian", batch_size=batch_size, tta=tta)
 
     def predict(image):
         img = image if image.ndim == 3 else image[..., None]
@@ -382,36 +383,45 @@ def evaluate_labels(predict, images, masks, n_classes: int, class_names=None, *,
     return out
 
 
-def evaluate_run(run_dir, *, data_dir=None, subsets=("val", "test"), write: bool = False) -> dict:
+def evaluate_run(run_dir, *, data_dir=None, subsets=("val", "test"), write: bool = False,
+                 tta: bool | None = None) -> dict:
     """Recompute a finished run's metrics from its saved model on whole held-out slices.
 
     Reads the dataset named in run.json (``data_dir`` as for ``load_dataset``),
-    returns ``{subset: summary}`` and, with ``write=True``, stores them in run.json.
+    returns ``{subset: summary}`` and, with ``write=True``, stores them in run.json
+    (under ``metrics``; under ``metrics_tta`` when ``tta=True``). ``tta``: predict
+    every tile of a network under the 8 flips/rotations and average (None: the run's
+    own ``eval_tta`` setting).
     """
     rec = load_run(run_dir, strict=True)
     data = _split_data_of(rec, data_dir)
-    predict = load_label_predictor(run_dir, rec)
+    predict = load_label_predictor(run_dir, rec, tta=tta)
     out = {s: evaluate_labels(predict, x, y, data.n_classes, data.class_names, ids=data.split[s])
            for s, (x, y) in _held_out(data, subsets).items()}
     if write:
         rec = load_run(run_dir)
-        rec.setdefault("metrics", {}).update(out)
+        rec.setdefault("metrics_tta" if tta else "metrics", {}).update(out)
         rec.pop("run_dir", None)
         write_run(run_dir, rec)
     return out
 
 
-def load_prob_predictor(run_dir, record: dict | None = None):
+def load_prob_predictor(run_dir, record: dict | None = None, *, tta: bool | None = None):
     """``image → class probabilities (H, W, K)`` for the model saved in a run folder.
 
-    Networks: sliding-window softmax; random forest: ``predict_proba``; Otsu: one-hot
-    of its labels; ensembles: the weighted mean of their members' probabilities.
+    Networks: sliding-window softmax (``tta=True``: averaged over the 8 flips/rotations
+    of each tile; None: the run's ``eval_tta`` setting, off by default); random forest:
+    ``predict_proba``; Otsu: one-hot of its labels; ensembles: the weighted mean of
+    their members' probabilities (members with TTA when the ensemble was built with it).
     """
     rec = record or load_run(run_dir, strict=True)
     run_dir = Path(run_dir)
     n_classes = int(rec["data"]["n_classes"])
+    cfg = rec.get("config", {})
+    if tta is None:
+        tta = bool(cfg.get("tta" if rec["kind"] == "ensemble" else "eval_tta", False))
     if rec["kind"] == "ensemble":
-        members = [load_prob_predictor(m) for m in rec["model"]["members"]]
+        members = [load_prob_predictor(m, tta=tta) for m in rec["model"]["members"]]
         weights = np.asarray(rec["model"]["weights"], np.float32)
 
         def ensemble_probs(image):
@@ -441,20 +451,19 @@ def load_prob_predictor(run_dir, record: dict | None = None):
     if not path.is_file():
         raise DataError("model file named in run.json is missing", path=path)
     predictor = infer.keras_predictor(keras().models.load_model(str(path), compile=False))
-    cfg = rec.get("config", {})
 
     def network_probs(image):
         img = image if image.ndim == 3 else image[..., None]
         return infer.sliding_window_predict(img, predictor, tile=int(cfg.get("eval_tile", 256)),
                                             overlap=float(cfg.get("eval_overlap", 0.25)), blend="gaussian",
-                                            batch_size=int(cfg.get("eval_batch_size", 8)))
+                                            batch_size=int(cfg.get("eval_batch_size", 8)), tta=tta)
 
     return network_probs
 
 
-def load_label_predictor(run_dir, record: dict | None = None):
+def load_label_predictor(run_dir, record: dict | None = None, *, tta: bool | None = None):
     """``image → labels`` (uint8) for the model saved in a run folder (network, baseline or ensemble)."""
-    probs = load_prob_predictor(run_dir, record)
+    probs = load_prob_predictor(run_dir, record, tta=tta)
 
     def predict(image):
         return np.argmax(np.asarray(probs(image)), axis=-1).astype(np.uint8)
@@ -483,14 +492,16 @@ def _held_out(data: "SplitData", subsets) -> dict:
     return out
 
 
-def ensemble_run(run_dirs, *, out, weights=None, data_dir=None, overwrite: bool = False) -> dict:
+def ensemble_run(run_dirs, *, out, weights=None, data_dir=None, overwrite: bool = False,
+                 tta: bool = False) -> dict:
     """Average the class probabilities of finished runs and score the ensemble like a run.
 
     Members must share the dataset, split and classes. ``weights``: one per run, or
     ``None`` (equal), or ``"val"``: the weights on a grid (steps of 0.1, summing to 1)
     with the best mIoU on the **validation** images; test images are never looked at to
-    choose them. Writes ``out/run.json`` (kind ``ensemble``; ``model.members`` are the
-    member folders) and returns the record.
+    choose them. ``tta=True``: network members predict with the 8 flips/rotations.
+    Writes ``out/run.json`` (kind ``ensemble``; ``model.members`` are the member
+    folders) and returns the record.
     """
     dirs = [Path(d).resolve() for d in _run_dirs(run_dirs)]
     if len(dirs) < 2:
@@ -517,13 +528,14 @@ def ensemble_run(run_dirs, *, out, weights=None, data_dir=None, overwrite: bool 
     if tune:
         if "val" not in held_out:
             raise DataError("weights='val' needs validation images in the split", path=dirs[0] / RUN_FILE)
-        w = tune_weights([load_prob_predictor(d) for d in dirs], *held_out["val"], data.n_classes)
+        w = tune_weights([load_prob_predictor(d, tta=tta) for d in dirs], *held_out["val"], data.n_classes)
     record = {
         "schema": SCHEMA, "status": "evaluating", "kind": "ensemble", "created": now_iso(),
         "model": {"name": "ensemble", "members": [str(d) for d in dirs], "weights": w,
                   "member_models": [r["model"]["name"] for r in recs],
                   "parameters": sum(int(r["model"].get("parameters") or 0) for r in recs)},
-        "config": {"name": ref.get("config", {}).get("name"), "members": [r.get("config", {}) for r in recs]},
+        "config": {"name": ref.get("config", {}).get("name"), "tta": bool(tta),
+                   "members": [r.get("config", {}) for r in recs]},
         "seed": ref.get("seed"), "dataset": ref["dataset"], "data": ref["data"],
         "metrics": {}, "timing": {}, "versions": package_versions(),
     }

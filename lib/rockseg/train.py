@@ -12,11 +12,13 @@ multi-Otsu and random-forest baselines the same run records.
 Every default comes from the profile (``config.get_profile``; keys ``train_*`` and
 ``eval_*``) and can be overridden by keyword. TensorFlow is imported lazily.
 
+``train_ema`` (a decay such as 0.995, or None) keeps an exponential moving average of
+the weights; validation, checkpoints and the saved model then use the averaged
+weights, which steadies the epoch-to-epoch swings of validation mIoU.
+
 Determinism: weights, crops and augmentation are seeded (``seed``), the data stream
-is stateless, and a resumed run continues exactly where it stopped. On CPU the same
-seed gives the same metrics; weights agree to float round-off (~1e-8 after a few
-steps: TensorFlow's CPU kernels do not promise a fixed summation order, with or
-without oneDNN or threads), which long trainings can amplify.
+is stateless, TensorFlow runs with op determinism, and a resumed run continues
+exactly where it stopped: on CPU the same seed gives the same weights and metrics.
 """
 from __future__ import annotations
 
@@ -37,6 +39,7 @@ __all__ = [
     "OPTIMIZERS",
     "baseline_run",
     "fit",
+    "fit_pix2pix",
     "make_loss",
     "make_optimizer",
     "make_schedule",
@@ -128,10 +131,60 @@ def _save_weights_atomic(model, path: Path) -> None:
     os.replace(tmp, path)
 
 
-def _tf_checkpoint(model):
+def _tf_checkpoint(model, average=None):
     from rockseg._tf import tf
 
-    return tf().train.Checkpoint(model=model, optimizer=model.optimizer)
+    extra = {} if average is None else {"average": average.checkpointable()}
+    return tf().train.Checkpoint(model=model, optimizer=model.optimizer, **extra)
+
+
+class WeightAverage:
+    """Exponential moving average of all model weights (BatchNorm statistics included).
+
+    ``update()`` after each step: ``avg = d * avg + (1 - d) * w`` with the warm-up
+    ``d = min(decay, (1 + n) / (10 + n))``; ``with average.swapped():`` puts the
+    averaged weights into the model for the block and restores the raw ones after.
+    """
+
+    def __init__(self, model, decay: float):
+        from rockseg._tf import tf
+
+        if not 0.0 < float(decay) < 1.0:
+            raise ValueError(f"train_ema must be a decay in (0, 1), got {decay!r}")
+        t = tf()
+        self.model = model
+        self.decay = float(decay)
+        self._vars = list(model.weights)
+        self.shadow = [t.Variable(v, trainable=False, name=f"ema_{i}") for i, v in enumerate(self._vars)]
+        self.updates = t.Variable(0, dtype=t.int64, trainable=False, name="ema_updates")
+
+    def checkpointable(self):
+        from rockseg._tf import tf
+
+        return tf().train.Checkpoint(shadow=self.shadow, updates=self.updates)
+
+    def update(self) -> None:
+        n = float(self.updates.numpy())
+        d = min(self.decay, (1.0 + n) / (10.0 + n))
+        for s, v in zip(self.shadow, self._vars):
+            s.assign(d * s + (1.0 - d) * v)
+        self.updates.assign_add(1)
+
+    def swapped(self):
+        import contextlib
+
+        @contextlib.contextmanager
+        def ctx():
+            raw = [v.numpy() for v in self._vars]
+            for v, s in zip(self._vars, self.shadow):
+                v.assign(s)
+            try:
+                yield
+            finally:
+                for v, r in zip(self._vars, raw):
+                    v.assign(r)
+
+        return ctx()
 
 
 def read_state(out_dir) -> dict | None:
@@ -144,14 +197,15 @@ def read_state(out_dir) -> dict | None:
         raise DataError(f"corrupt training state: {exc}", path=p) from exc
 
 
-def restore_state(model, out_dir) -> dict:
-    """Load the last checkpoint (weights + optimizer state) of ``out_dir`` into ``model``."""
+def restore_state(model, out_dir, average: WeightAverage | None = None) -> dict:
+    """Load the last checkpoint (weights + optimizer state, and the weight average if
+    any) of ``out_dir`` into ``model``."""
     state = read_state(out_dir)
     if state is None:
         raise DataError("no checkpoint to resume from", path=Path(out_dir) / "checkpoints")
     prefix = Path(out_dir) / "checkpoints" / state["checkpoint"]
     model.optimizer.build(model.trainable_variables)
-    status = _tf_checkpoint(model).read(str(prefix))
+    status = _tf_checkpoint(model, average).read(str(prefix))
     status.assert_existing_objects_matched()
     return state
 
@@ -166,8 +220,9 @@ def _callback_class():
         checkpoint (weights + optimizer + epoch) for ``--resume``; a time budget."""
 
         def __init__(self, evaluate, ckpt_dir: Path, *, every=1, patience=None, min_delta=0.0,
-                     max_minutes=None, epochs=1, batch_size=1, state=None, verbose=0):
+                     max_minutes=None, epochs=1, batch_size=1, state=None, average=None, verbose=0):
             super().__init__()
+            self.average = average
             self.evaluate = evaluate
             self.ckpt_dir = Path(ckpt_dir)
             self.every = max(1, int(every))
@@ -197,6 +252,8 @@ def _callback_class():
             return time.perf_counter() - self._t0
 
         def on_train_batch_end(self, batch, logs=None):
+            if self.average is not None:
+                self.average.update()
             self.images_seen += self.batch_size
             if self.max_seconds is not None and self._elapsed() >= self.max_seconds and not self.model.stop_training:
                 self.model.stop_training = True
@@ -211,15 +268,18 @@ def _callback_class():
             done = epoch + 1
             if done % self.every == 0 or done == self.epochs or self.model.stop_training:
                 t0 = time.perf_counter()
-                summary = self.evaluate(self.model)
+                with self._evaluated_weights():
+                    summary = self.evaluate(self.model)
+                    miou = summary["miou"]
+                    improved = miou is not None and (self.best is None or miou > self.best + self.min_delta)
+                    if improved:
+                        _save_weights_atomic(self.model, self.ckpt_dir / "best.weights.h5")
                 self.val_seconds += time.perf_counter() - t0
-                miou = summary["miou"]
                 self.last_miou = miou
                 self.val_history.append({"epoch": done, "miou": miou,
                                          "per_class_iou": summary.get("per_class_iou")})
-                if miou is not None and (self.best is None or miou > self.best + self.min_delta):
+                if improved:
                     self.best, self.best_epoch, self.wait = float(miou), done, 0
-                    _save_weights_atomic(self.model, self.ckpt_dir / "best.weights.h5")
                 else:
                     self.wait += 1
                     if self.patience and self.wait >= self.patience and not self.model.stop_training:
@@ -231,9 +291,14 @@ def _callback_class():
             self.epochs_done = done
             self._save_last(done)
 
+        def _evaluated_weights(self):
+            import contextlib
+
+            return contextlib.nullcontext() if self.average is None else self.average.swapped()
+
         def _save_last(self, done):
             name = f"last-{done}"
-            _tf_checkpoint(self.model).write(str(self.ckpt_dir / name))
+            _tf_checkpoint(self.model, self.average).write(str(self.ckpt_dir / name))
             previous = read_state(self.ckpt_dir.parent)
             runs.write_json(self.ckpt_dir / STATE_FILE, self.state(done, name))
             if previous and previous.get("checkpoint") not in (None, name):
@@ -249,10 +314,36 @@ def _callback_class():
     return ValidationCheckpoint
 
 
+def _scalar_writer(log_dir: Path):
+    """``write(step, {name: value})``: per-epoch scalars ``train/epoch_<name>`` for
+    TensorBoard, written with core TF ops (no ``tensorboard`` package needed)."""
+    from rockseg._tf import tf
+
+    t = tf()
+    from tensorflow.core.framework import summary_pb2
+
+    writer = t.summary.create_file_writer(str(Path(log_dir) / "train"))
+    meta = summary_pb2.SummaryMetadata()
+    meta.plugin_data.plugin_name = "scalars"
+
+    def write(step, logs):
+        with writer.as_default():
+            for key, value in (logs or {}).items():
+                try:
+                    v = float(value)
+                except (TypeError, ValueError):
+                    continue
+                t.summary.write(f"epoch_{key}", t.constant(v, t.float32), step=step, metadata=meta)
+        writer.flush()
+
+    write.close = writer.close
+    return write
+
+
 def _tensorboard_callback(log_dir: Path):
     """Keras' TensorBoard callback, or (without the ``tensorboard`` package) a callback
-    writing the same per-epoch scalars (``train/epoch_<metric>``) with core TF ops."""
-    from rockseg._tf import keras, tf
+    writing the same per-epoch scalars with :func:`_scalar_writer`."""
+    from rockseg._tf import keras
 
     try:
         import tensorboard  # noqa: F401
@@ -260,27 +351,16 @@ def _tensorboard_callback(log_dir: Path):
         return keras().callbacks.TensorBoard(str(log_dir), write_graph=False, profile_batch=0)
     except ImportError:
         pass
-    t = tf()
-    from tensorflow.core.framework import summary_pb2
 
     class EpochScalars(keras().callbacks.Callback):
         def on_train_begin(self, logs=None):
-            self._writer = t.summary.create_file_writer(str(Path(log_dir) / "train"))
-            self._meta = summary_pb2.SummaryMetadata()
-            self._meta.plugin_data.plugin_name = "scalars"
+            self._write = _scalar_writer(log_dir)
 
         def on_epoch_end(self, epoch, logs=None):
-            with self._writer.as_default():
-                for key, value in (logs or {}).items():
-                    try:
-                        v = float(value)
-                    except (TypeError, ValueError):
-                        continue
-                    t.summary.write(f"epoch_{key}", t.constant(v, t.float32), step=epoch, metadata=self._meta)
-            self._writer.flush()
+            self._write(epoch, logs)
 
         def on_train_end(self, logs=None):
-            self._writer.close()
+            self._write.close()
 
     return EpochScalars()
 
@@ -321,10 +401,11 @@ def fit(model, train_images, train_masks, val_images, val_masks, *, out_dir, n_c
                          steps_per_epoch=steps, restart_epochs=cfg.get("train_restart_epochs", 10))
     model.compile(optimizer=opt, loss=make_loss(cfg["train_loss"], weights), metrics=["accuracy"])
 
+    average = WeightAverage(model, cfg["train_ema"]) if cfg.get("train_ema") else None
     state = None
     initial_epoch = 0
     if resume:
-        state = restore_state(model, out_dir)
+        state = restore_state(model, out_dir, average)
         initial_epoch = int(state["epoch"])
         _write_history_prefix(out_dir / "history.csv", initial_epoch)
 
@@ -340,7 +421,7 @@ def fit(model, train_images, train_masks, val_images, val_masks, *, out_dir, n_c
 
     cb = _callback_class()(evaluate, ckpt_dir, every=cfg.get("train_val_every", 1),
                            patience=cfg.get("train_patience"), max_minutes=cfg.get("train_max_minutes"),
-                           epochs=epochs, batch_size=batch, state=state, verbose=verbose)
+                           epochs=epochs, batch_size=batch, state=state, average=average, verbose=verbose)
     k = keras()
     callbacks = [cb, k.callbacks.CSVLogger(str(out_dir / "history.csv"), append=resume),
                  _tensorboard_callback(out_dir / "logs")]
@@ -353,6 +434,9 @@ def fit(model, train_images, train_masks, val_images, val_masks, *, out_dir, n_c
     best = ckpt_dir / "best.weights.h5"
     if restore_best and best.is_file():
         model.load_weights(str(best))
+    elif average is not None:
+        for v, s in zip(average._vars, average.shadow):
+            v.assign(s)
     final = cb.state(cb.epochs_done)
     seconds = final["train_seconds"]
     return {
@@ -368,7 +452,128 @@ def fit(model, train_images, train_masks, val_images, val_masks, *, out_dir, n_c
         "val_seconds": final["val_seconds"],
         "train_images_per_second": final["images_seen"] / seconds if seconds > 0 else None,
         "class_weights": None if weights is None else [float(v) for v in weights],
+        "weight_average": None if average is None else {"decay": average.decay,
+                                                         "updates": int(average.updates.numpy())},
         "val_history": final["val_history"],
+    }
+
+
+def fit_pix2pix(gan, train_images, train_masks, val_images, val_masks, *, out_dir, n_classes: int,
+                class_names=None, config: dict | None = None, seed: int = 0, resume: bool = False,
+                verbose: int = 0) -> dict:
+    """Train a :class:`rockseg.models.Pix2Pix` like :func:`fit` trains a network.
+
+    Same random crops, epochs of ``train_steps_per_epoch`` GAN steps, whole-slice
+    validation mIoU of the decoded labels after each epoch, the best generator kept
+    (``checkpoints/best.weights.h5``), early stopping, time budget, ``history.csv``,
+    TensorBoard scalars and a last checkpoint of both networks and both optimisers
+    for ``resume=True`` (the dropout noise after a resume is not the uninterrupted one).
+    On return the generator holds the best weights. The optimisers are the GAN's own
+    (Adam, its ``learning_rate`` and ``beta_1`` options); ``train_loss``, ``train_lr``,
+    ``train_optimizer`` and ``train_schedule`` do not apply.
+    """
+    from rockseg import pipeline
+    from rockseg._tf import set_seed, tf
+
+    from rockseg.config import get_profile
+
+    cfg = config if config and "name" in config else get_profile(None, **(config or {}))
+    out_dir = Path(out_dir)
+    ckpt_dir = out_dir / "checkpoints"
+    ckpt_dir.mkdir(parents=True, exist_ok=True)
+    set_seed(seed)
+    train_x, train_y = pipeline.prepare_arrays(train_images, train_masks, n_classes=n_classes, name="train")
+    val_x, val_y = pipeline.prepare_arrays(val_images, val_masks, n_classes=n_classes, name="val")
+    if not val_x:
+        raise DataError("no validation images: training checkpoints on validation mIoU")
+    steps, epochs = int(cfg["train_steps_per_epoch"]), int(cfg["train_epochs"])
+    batch = int(cfg["train_batch_size"])
+    segmenter = gan.segmenter()
+    ckpt = tf().train.Checkpoint(generator=gan.generator, discriminator=gan.discriminator,
+                                 gen_optimizer=gan.gen_optimizer, disc_optimizer=gan.disc_optimizer)
+    state = read_state(out_dir) if resume else None
+    if resume:
+        if state is None:
+            raise DataError("no checkpoint to resume from", path=ckpt_dir)
+        gan.gen_optimizer.build(gan.generator.trainable_variables)
+        gan.disc_optimizer.build(gan.discriminator.trainable_variables)
+        ckpt.read(str(ckpt_dir / state["checkpoint"])).assert_existing_objects_matched()
+        _write_history_prefix(out_dir / "history.csv", int(state["epoch"]))
+    st = dict(state or {})
+    best, best_epoch, wait = st.get("best_val_miou"), st.get("best_epoch"), int(st.get("wait", 0))
+    train_seconds, val_seconds = float(st.get("train_seconds", 0.0)), float(st.get("val_seconds", 0.0))
+    images_seen, val_history = int(st.get("images_seen", 0)), list(st.get("val_history", []))
+    initial_epoch = int(st.get("epoch", 0))
+    stop_reason = st.get("stop_reason") if st.get("stop_reason") == "early stopping" else None
+    patience, max_s = cfg.get("train_patience"), cfg.get("train_max_minutes")
+    max_s = None if not max_s else float(max_s) * 60.0
+    write_scalars = _scalar_writer(out_dir / "logs")
+    predict = runs.keras_label_predictor(segmenter, tile=int(cfg["eval_tile"]), overlap=float(cfg["eval_overlap"]),
+                                         batch_size=int(cfg["eval_batch_size"]))
+    history_path = out_dir / "history.csv"
+    epoch = initial_epoch
+    t_start = time.perf_counter()
+    if initial_epoch < epochs and stop_reason is None:
+        data = iter(pipeline.make_dataset(train_x, train_y, patch_size=int(cfg["train_patch_size"]),
+                                          batch_size=batch, n_classes=n_classes,
+                                          augment=cfg.get("train_augment", True), seed=seed,
+                                          start_step=initial_epoch * steps))
+        for epoch in range(initial_epoch, epochs):
+            t0 = time.perf_counter()
+            sums: dict = {}
+            for _ in range(steps):
+                x, y = next(data)
+                for key, value in gan.train_step(x.numpy(), y.numpy()).items():
+                    sums[key] = sums.get(key, 0.0) + value
+                images_seen += int(x.shape[0])
+                if max_s is not None and time.perf_counter() - t_start >= max_s:
+                    stop_reason = "time budget"
+                    break
+            train_seconds += time.perf_counter() - t0
+            t0 = time.perf_counter()
+            summary = runs.evaluate_labels(predict, val_x, val_y, n_classes, class_names)
+            val_seconds += time.perf_counter() - t0
+            miou = summary["miou"]
+            val_history.append({"epoch": epoch + 1, "miou": miou, "per_class_iou": summary.get("per_class_iou")})
+            if miou is not None and (best is None or miou > best):
+                best, best_epoch, wait = float(miou), epoch + 1, 0
+                _save_weights_atomic(gan.generator, ckpt_dir / "best.weights.h5")
+            else:
+                wait += 1
+                if patience and wait >= patience and stop_reason is None:
+                    stop_reason = "early stopping"
+            logs = {"epoch": epoch, **{k: v / steps for k, v in sums.items()}, "val_miou": miou}
+            new_file = not history_path.is_file()
+            with open(history_path, "a", newline="") as fh:
+                w = csv.DictWriter(fh, fieldnames=list(logs))
+                if new_file:
+                    w.writeheader()
+                w.writerow(logs)
+            write_scalars(epoch, {k: v for k, v in logs.items() if k != "epoch"})
+            if verbose:
+                print(f"epoch {epoch + 1}: " + " ".join(f"{k}={v:.4f}" for k, v in logs.items() if k != "epoch"))
+            name = f"last-{epoch + 1}"
+            ckpt.write(str(ckpt_dir / name))
+            previous = read_state(out_dir)
+            runs.write_json(ckpt_dir / STATE_FILE, {
+                "epoch": epoch + 1, "checkpoint": name, "best_val_miou": best, "best_epoch": best_epoch,
+                "wait": wait, "last_val_miou": miou, "train_seconds": train_seconds, "val_seconds": val_seconds,
+                "images_seen": images_seen, "val_history": val_history, "stop_reason": stop_reason})
+            if previous and previous.get("checkpoint") not in (None, name):
+                for p in ckpt_dir.glob(previous["checkpoint"] + ".*"):
+                    p.unlink()
+            epoch += 1
+            if stop_reason:
+                break
+    best_file = ckpt_dir / "best.weights.h5"
+    if best_file.is_file():
+        gan.generator.load_weights(str(best_file))
+    return {
+        "epochs_run": epoch, "epochs_planned": epochs, "initial_epoch": initial_epoch, "resumed": bool(resume),
+        "best_epoch": best_epoch, "best_val_miou": best, "stop_reason": stop_reason or "epochs done",
+        "images_seen": images_seen, "train_seconds": train_seconds, "val_seconds": val_seconds,
+        "train_images_per_second": images_seen / train_seconds if train_seconds > 0 else None,
+        "class_weights": None, "weight_average": None, "val_history": val_history,
     }
 
 
@@ -436,6 +641,9 @@ def train_run(model_name: str | None = None, *, out, dataset: str | None = None,
     """Train a registry model and write its run folder ``out``; returns the run record.
 
     ``model_name``/``dataset`` default to the profile's ``train_model``/``train_dataset``;
+    ``pix2pix`` trains the GAN (:func:`fit_pix2pix`) and saves its segmenter (generator +
+    label decoding) as ``model.keras``, so it is evaluated, ensembled and used for
+    volume prediction like any network (run kind ``gan``; the GAN itself in ``pix2pix/``).
     ``images``/``masks`` train on a user folder pair instead. ``overrides`` set any
     profile key (``train_epochs=3``, ``train_lr=3e-4``, ...). ``resume=True`` continues
     the run in ``out`` with its stored settings (only ``train_epochs`` and
@@ -447,13 +655,9 @@ def train_run(model_name: str | None = None, *, out, dataset: str | None = None,
     from rockseg.config import get_profile
 
     out = Path(out)
-    if model_name is not None and str(model_name).lower() == "pix2pix":
-        raise RegistryError("pix2pix is a GAN with its own training loop (rockseg.models.Pix2Pix.fit); "
-                            "`rockseg train` trains the segmentation networks: "
-                            + ", ".join(m for m in models.list_models() if m != "pix2pix"))
     previous = runs.prepare_run_dir(out, resume=resume, overwrite=overwrite)
     if previous is not None:  # resume: the stored settings win
-        if previous.get("kind") != "cnn":
+        if previous.get("kind") not in ("cnn", "gan"):
             raise DataError(f"cannot resume a {previous.get('kind')} run", path=out)
         cfg = dict(previous["config"])
         cfg.update({k: v for k, v in overrides.items() if k in TRAIN_KEYS_ON_RESUME and v is not None})
@@ -478,23 +682,35 @@ def train_run(model_name: str | None = None, *, out, dataset: str | None = None,
     arrays = _split_arrays(data)
 
     set_seed(seed)
-    model = models.build_model(model_name, data.n_classes, (None, None, data.channels), **model_options)
+    built = models.build_model(model_name, data.n_classes, (None, None, data.channels), **model_options)
+    gan = built if isinstance(built, models.Pix2Pix) else None
+    model = built if gan is None else gan.segmenter()
 
     if overwrite:
         runs.clear_run_dir(out)
     out.mkdir(parents=True, exist_ok=True)
-    record = previous or _record_base("cnn", model_name, model_options, cfg, seed, data, out)
+    record = previous or _record_base("cnn" if gan is None else "gan", model_name, model_options, cfg, seed,
+                                      data, out)
     record.pop("run_dir", None)
     record["config"] = cfg
     record["status"] = "training"
-    record["model"]["parameters"] = int(model.count_params())
-    record["model"]["info"] = getattr(model, "rockseg_info", None)
+    if gan is None:
+        record["model"]["parameters"] = int(model.count_params())
+    else:  # the generator segments; the discriminator only trains it
+        record["model"]["parameters"] = int(gan.generator.count_params())
+        record["model"]["discriminator_parameters"] = int(gan.discriminator.count_params())
+    record["model"]["info"] = getattr(built, "rockseg_info", None)
     runs.write_run(out, record)
 
-    info = fit(model, *arrays["train"], *arrays["val"], out_dir=out, n_classes=data.n_classes,
-               class_names=data.class_names, config=cfg, seed=seed, resume=resume, verbose=verbose)
+    trainer = fit if gan is None else fit_pix2pix
+    info = trainer(built, *arrays["train"], *arrays["val"], out_dir=out, n_classes=data.n_classes,
+                   class_names=data.class_names, config=cfg, seed=seed, resume=resume, verbose=verbose)
+    if gan is not None:  # the whole GAN too, to train it further
+        gan.save(out / "pix2pix", overwrite=True)
+        record["model"]["gan_folder"] = "pix2pix"
     predict = runs.keras_label_predictor(model, tile=int(cfg["eval_tile"]), overlap=float(cfg["eval_overlap"]),
-                                         batch_size=int(cfg["eval_batch_size"]))
+                                         batch_size=int(cfg["eval_batch_size"]),
+                                         tta=bool(cfg.get("eval_tta", False)))
     metrics = _eval_subsets(predict, data, arrays)
     _save_model_atomic(model, out / "model.keras")
     record["model"]["file"] = "model.keras"

@@ -20,6 +20,8 @@ def add_parser(subparsers):
     p.add_argument("--data-dir", metavar="D", default=None,
                    help="offline data folder laid out like shared/data (default: $ROCKSEG_DATA_DIR)")
     p.add_argument("--overwrite", action="store_true", help="replace the run already in --out")
+    p.add_argument("--tta", action="store_true",
+                   help="network members predict with 8-fold flip/rotation test-time augmentation")
     return p
 
 
@@ -35,7 +37,7 @@ def run(args) -> int:
             weights = [float(w) for w in weights]
         except ValueError:
             raise RocksegError(f"--weights takes numbers or 'val', got {' '.join(args.weights)}") from None
-    rec = runs.ensemble_run(args.runs, out=args.out, weights=weights, data_dir=args.data_dir,
+    rec = runs.ensemble_run(args.runs, out=args.out, weights=weights, data_dir=args.data_dir, tta=args.tta,
                             overwrite=args.overwrite)
     print(runs.format_metrics(rec))
     print(f"run folder: {args.out}")

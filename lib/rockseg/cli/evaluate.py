@@ -34,6 +34,9 @@ def add_parser(subparsers):
                    help="with RUN_DIR: predict the whole held-out slices again with the saved model "
                         "and print the fresh metrics (--write stores them in run.json)")
     p.add_argument("--write", action="store_true", help="with --recompute: update run.json")
+    p.add_argument("--tta", action="store_true",
+                   help="recompute with 8-fold flip/rotation test-time augmentation of the network "
+                        "(with --write: stored as metrics_tta)")
     p.add_argument("--data-dir", metavar="D", default=None,
                    help="with --recompute: offline data folder (default: $ROCKSEG_DATA_DIR)")
     p.add_argument("--pred", metavar="P", help="predicted label file or slice folder")
@@ -107,8 +110,9 @@ def _run_record(args) -> int:
     if args.pred or args.truth:
         raise DataError("give either RUN_DIR or --pred/--truth, not both")
     record = runs.load_run(args.run_dir)
-    if args.recompute:
-        record["metrics"] = runs.evaluate_run(args.run_dir, data_dir=args.data_dir, write=args.write)
+    if args.recompute or args.tta:
+        record["metrics"] = runs.evaluate_run(args.run_dir, data_dir=args.data_dir, write=args.write,
+                                              tta=True if args.tta else None)
     if args.json:
         keys = ("run_dir", "status", "kind", "model", "dataset", "seed", "metrics", "timing", "training")
         out = {k: record.get(k) for k in keys}

@@ -26,18 +26,23 @@ def add_parser(subparsers):
                 "  rockseg train --model sm_unet --backbone resnet18 --regime imagenet_frozen "
                 "--dataset sandstone-versa --out runs/res18\n"
                 "  rockseg train --images my/images --masks my/masks --n-classes 4 --out runs/mine\n"
+                "  rockseg train --model pix2pix --option mode=softmax --dataset sandstone-versa --out runs/gan\n"
                 "  rockseg train --resume --out runs/unet16 --epochs 60\n"
                 "  rockseg train --set train_lr=3e-4 --set train_optimizer=sgd --out runs/sgd"),
         formatter_class=__import__("argparse").RawDescriptionHelpFormatter,
     )
     p.add_argument("--model", metavar="NAME", default=None,
-                   help="model name: unet, resunet, attention_unet, sm_unet, sm_linknet, vgg_unet "
+                   help="model name: unet, resunet, attention_unet, sm_unet, sm_linknet, vgg_unet, pix2pix "
                         "(default: the profile's train_model)")
     p.add_argument("--backbone", metavar="B", default=None, help="encoder of sm_unet/sm_linknet, e.g. resnet18")
     p.add_argument("--regime", metavar="R", default=None, choices=["imagenet", "imagenet_frozen", "scratch"],
                    help="pretrained encoder regime: imagenet, imagenet_frozen or scratch")
     p.add_argument("--filters", type=int, default=None, metavar="N",
-                   help="base_filters of unet/resunet/attention_unet (default from the profile)")
+                   help="base_filters of unet/resunet/attention_unet, gen_filters of pix2pix "
+                        "(default from the profile)")
+    p.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
+                   help="a model option, repeatable (e.g. mode=softmax for pix2pix, dropout=0.1, depth=3); "
+                        "see rockseg.models.model_options(NAME)")
     src = p.add_mutually_exclusive_group()
     src.add_argument("--dataset", metavar="NAME", default=None,
                      help="registered dataset (see 'rockseg datasets'; default: the profile's train_dataset)")
@@ -75,7 +80,7 @@ def parse_sets(items) -> dict:
     out = {}
     for item in items or []:
         if "=" not in item:
-            raise RocksegError(f"--set expects KEY=VALUE, got {item!r}")
+            raise RocksegError(f"expected KEY=VALUE, got {item!r}")
         key, value = item.split("=", 1)
         try:
             out[key.strip()] = json.loads(value)
@@ -111,14 +116,16 @@ def run(args) -> int:
         prof = get_profile(args.profile, **overrides)
         model_name = args.model or prof["train_model"]
         options = None
-        if args.backbone or args.regime or args.filters:
+        extra = parse_sets(args.option)
+        if args.backbone or args.regime or args.filters or extra:
             options = dict(prof.get("train_model_options") or {}) if model_name == prof["train_model"] else {}
             if args.backbone:
                 options["backbone"] = args.backbone
             if args.regime:
                 options["regime"] = args.regime
             if args.filters:
-                options["base_filters"] = args.filters
+                options["gen_filters" if model_name == "pix2pix" else "base_filters"] = args.filters
+            options.update(extra)
         elif model_name != prof["train_model"]:
             options = {}
         data_name = args.dataset or (Path(args.images).name if args.images else prof["train_dataset"])

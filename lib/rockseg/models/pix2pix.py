@@ -10,8 +10,11 @@ Two output modes:
   adversarial (the discriminator sees the one-hot mask vs the softmax map) +
   ``lambda_ce`` * categorical cross-entropy.
 
-Either way :meth:`Pix2Pix.predict_labels` returns integer label maps, so pix2pix
-is scored with the same IoU as every other model.
+Either way :meth:`Pix2Pix.predict_labels` returns integer label maps, and
+:meth:`Pix2Pix.segmenter` is a plain Keras model from image to class scores (the
+softmax, or a one-hot of the nearest class colour), so pix2pix is trained into the
+same run folders and scored with the same whole-slice IoU as every other model
+(``rockseg train --model pix2pix``).
 """
 from __future__ import annotations
 
@@ -24,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from rockseg.errors import DataError, OutputExistsError, RocksegError
-from rockseg.models.blocks import keras, layers, tf, wrap_padded
+from rockseg.models.blocks import _register, keras, layers, tf, wrap_padded
 
 MODES = ("colour", "softmax")
 
@@ -66,6 +69,28 @@ def decode_colour_output(rgb_tanh, class_colours) -> np.ndarray:
         raise DataError(f"colour output must have 3 channels, got shape {rgb.shape}")
     d = ((rgb[..., None, :] - colours) ** 2).sum(-1)
     return np.argmin(d, axis=-1).astype(np.uint8)
+
+
+@_register
+class NearestColour(layers.Layer):
+    """Tanh RGB ``(B, H, W, 3)`` → one-hot ``(B, H, W, K)`` of the nearest class colour
+    (the Keras twin of :func:`decode_colour_output`; no weights)."""
+
+    def __init__(self, class_colours, **kwargs):
+        super().__init__(**kwargs)
+        self.class_colours = [[int(v) for v in c] for c in np.asarray(class_colours).reshape(-1, 3)]
+
+    def call(self, rgb_tanh):
+        rgb = (tf.cast(rgb_tanh, tf.float32) + 1.0) * 127.5
+        colours = tf.constant(self.class_colours, tf.float32)
+        d = tf.reduce_sum(tf.square(rgb[..., None, :] - colours), axis=-1)
+        return tf.one_hot(tf.argmin(d, axis=-1), len(self.class_colours), dtype=tf.float32)
+
+    def compute_output_shape(self, input_shape):
+        return tf.TensorShape(tuple(input_shape)[:-1] + (len(self.class_colours),))
+
+    def get_config(self):
+        return {**super().get_config(), "class_colours": self.class_colours}
 
 
 def _init():
@@ -268,6 +293,14 @@ class Pix2Pix:
         return history
 
     # -- inference --------------------------------------------------------------------
+    def segmenter(self) -> keras.Model:
+        """A Keras model ``image → class scores (B, H, W, K)`` sharing the generator's
+        weights: the softmax itself, or a one-hot of the nearest class colour."""
+        if self.mode == "softmax":
+            return self.generator
+        out = NearestColour(self.class_colours.tolist(), name="nearest_class_colour")(self.generator.output)
+        return keras.Model(self.generator.input, out, name="pix2pix_segmenter")
+
     def predict_labels(self, images, batch_size: int = 8) -> np.ndarray:
         """uint8 label maps ``(B, H, W)`` (or ``(H, W)`` for one 2D grey image)."""
         single = np.ndim(images) == 2
