@@ -61,7 +61,7 @@ def main(argv=None) -> int:
             resume = (out / "run.json").is_file()
             train.train_run(model, out=out, dataset="sandstone-versa", data_dir=args.data_dir,
                             profile=args.profile, model_options=options, resume=resume, overwrite=not resume,
-                            train_max_minutes=args.max_minutes)
+                            train_max_minutes=args.max_minutes, eval_tta=False)  # TTA: own column
     done = {p.name: runs.load_run(p) for p in root.iterdir()
             if p.name in MODELS and (p / "run.json").is_file()}
     done = {k: r for k, r in done.items() if r.get("status") == "complete"}

@@ -198,3 +198,16 @@ def test_ensemble_refuses_bad_members(trained, tmp_path, capsys):
     assert main(["ensemble", str(trained), str(tmp_path / "missing"), "--out", str(tmp_path / "e")]) == 1
     assert "missing: not a run folder" in capsys.readouterr().err
     assert not (tmp_path / "e").exists()
+
+
+def test_eval_tta_profile_key_scores_the_run_with_tta(tmp_path):
+    from rockseg import train
+
+    out = tmp_path / "tta-run"
+    rec = train.train_run(out=out, profile="smoke", dataset="synthetic-sandstone", train_epochs=1, eval_tta=True)
+    assert rec["config"]["eval_tta"] is True
+    own = runs.evaluate_run(out)  # the run's own setting: TTA
+    forced = runs.evaluate_run(out, tta=True)
+    plain = runs.evaluate_run(out, tta=False)
+    assert own["test"]["confusion"] == forced["test"]["confusion"] == rec["metrics"]["test"]["confusion"]
+    assert plain["test"]["confusion"] != rec["metrics"]["test"]["confusion"]

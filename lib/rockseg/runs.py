@@ -418,10 +418,9 @@ def load_prob_predictor(run_dir, record: dict | None = None, *, tta: bool | None
     run_dir = Path(run_dir)
     n_classes = int(rec["data"]["n_classes"])
     cfg = rec.get("config", {})
-    if tta is None:
-        tta = bool(cfg.get("tta" if rec["kind"] == "ensemble" else "eval_tta", False))
-    if rec["kind"] == "ensemble":
-        members = [load_prob_predictor(m, tta=tta) for m in rec["model"]["members"]]
+    if rec["kind"] == "ensemble":  # tta None: the ensemble's setting, else each member's own
+        member_tta = tta if tta is not None else cfg.get("tta")
+        members = [load_prob_predictor(m, tta=member_tta) for m in rec["model"]["members"]]
         weights = np.asarray(rec["model"]["weights"], np.float32)
 
         def ensemble_probs(image):
@@ -451,6 +450,8 @@ def load_prob_predictor(run_dir, record: dict | None = None, *, tta: bool | None
     if not path.is_file():
         raise DataError("model file named in run.json is missing", path=path)
     predictor = infer.keras_predictor(keras().models.load_model(str(path), compile=False))
+    if tta is None:
+        tta = bool(cfg.get("eval_tta", False))
 
     def network_probs(image):
         img = image if image.ndim == 3 else image[..., None]
@@ -493,13 +494,14 @@ def _held_out(data: "SplitData", subsets) -> dict:
 
 
 def ensemble_run(run_dirs, *, out, weights=None, data_dir=None, overwrite: bool = False,
-                 tta: bool = False) -> dict:
+                 tta: bool | None = None) -> dict:
     """Average the class probabilities of finished runs and score the ensemble like a run.
 
     Members must share the dataset, split and classes. ``weights``: one per run, or
     ``None`` (equal), or ``"val"``: the weights on a grid (steps of 0.1, summing to 1)
     with the best mIoU on the **validation** images; test images are never looked at to
-    choose them. ``tta=True``: network members predict with the 8 flips/rotations.
+    choose them. ``tta=True``/``False``: network members predict with/without the 8
+    flips/rotations; None: as each member's run was evaluated (its ``eval_tta``).
     Writes ``out/run.json`` (kind ``ensemble``; ``model.members`` are the member
     folders) and returns the record.
     """
@@ -534,7 +536,7 @@ def ensemble_run(run_dirs, *, out, weights=None, data_dir=None, overwrite: bool 
         "model": {"name": "ensemble", "members": [str(d) for d in dirs], "weights": w,
                   "member_models": [r["model"]["name"] for r in recs],
                   "parameters": sum(int(r["model"].get("parameters") or 0) for r in recs)},
-        "config": {"name": ref.get("config", {}).get("name"), "tta": bool(tta),
+        "config": {"name": ref.get("config", {}).get("name"), "tta": tta,
                    "members": [r.get("config", {}) for r in recs]},
         "seed": ref.get("seed"), "dataset": ref["dataset"], "data": ref["data"],
         "metrics": {}, "timing": {}, "versions": package_versions(),

@@ -20,8 +20,9 @@ def add_parser(subparsers):
     p.add_argument("--data-dir", metavar="D", default=None,
                    help="offline data folder laid out like shared/data (default: $ROCKSEG_DATA_DIR)")
     p.add_argument("--overwrite", action="store_true", help="replace the run already in --out")
-    p.add_argument("--tta", action="store_true",
-                   help="network members predict with 8-fold flip/rotation test-time augmentation")
+    p.add_argument("--tta", action="store_true", default=None,
+                   help="network members predict with 8-fold flip/rotation test-time augmentation "
+                        "(default: as each member's run was evaluated, its eval_tta setting)")
     return p
 
 
