@@ -366,6 +366,25 @@ def _tensorboard_callback(log_dir: Path):
 
 
 # ---------------------------------------------------------------- the loop
+def _setup_fit(config, out_dir, seed, train, val, n_classes):
+    """Shared start of :func:`fit` and :func:`fit_pix2pix`: the profile, the checkpoint
+    folder, the seed, and the checked train/val arrays."""
+    from rockseg import pipeline
+    from rockseg._tf import set_seed
+    from rockseg.config import get_profile
+
+    cfg = config if config and "name" in config else get_profile(None, **(config or {}))
+    out_dir = Path(out_dir)
+    ckpt_dir = out_dir / "checkpoints"
+    ckpt_dir.mkdir(parents=True, exist_ok=True)
+    set_seed(seed)
+    train_xy = pipeline.prepare_arrays(*train, n_classes=n_classes, name="train")
+    val_xy = pipeline.prepare_arrays(*val, n_classes=n_classes, name="val")
+    if not val_xy[0]:
+        raise DataError("no validation images: training checkpoints on validation mIoU")
+    return cfg, out_dir, ckpt_dir, train_xy, val_xy
+
+
 def fit(model, train_images, train_masks, val_images, val_masks, *, out_dir, n_classes: int,
         class_names=None, config: dict | None = None, seed: int = 0, resume: bool = False,
         restore_best: bool = True, verbose: int = 0) -> dict:
@@ -378,18 +397,10 @@ def fit(model, train_images, train_masks, val_images, val_masks, *, out_dir, n_c
     ``resume=True`` continues from ``out_dir``'s last checkpoint (same data stream).
     """
     from rockseg import losses, pipeline
-    from rockseg._tf import keras, set_seed
-    from rockseg.config import get_profile
+    from rockseg._tf import keras
 
-    cfg = config if config and "name" in config else get_profile(None, **(config or {}))
-    out_dir = Path(out_dir)
-    ckpt_dir = out_dir / "checkpoints"
-    ckpt_dir.mkdir(parents=True, exist_ok=True)
-    set_seed(seed)
-    train_x, train_y = pipeline.prepare_arrays(train_images, train_masks, n_classes=n_classes, name="train")
-    val_x, val_y = pipeline.prepare_arrays(val_images, val_masks, n_classes=n_classes, name="val")
-    if not val_x:
-        raise DataError("no validation images: training checkpoints on validation mIoU")
+    cfg, out_dir, ckpt_dir, (train_x, train_y), (val_x, val_y) = _setup_fit(
+        config, out_dir, seed, (train_images, train_masks), (val_images, val_masks), n_classes)
 
     weights = None
     if cfg.get("train_class_weights"):
@@ -473,19 +484,10 @@ def fit_pix2pix(gan, train_images, train_masks, val_images, val_masks, *, out_di
     ``train_optimizer`` and ``train_schedule`` do not apply.
     """
     from rockseg import pipeline
-    from rockseg._tf import set_seed, tf
+    from rockseg._tf import tf
 
-    from rockseg.config import get_profile
-
-    cfg = config if config and "name" in config else get_profile(None, **(config or {}))
-    out_dir = Path(out_dir)
-    ckpt_dir = out_dir / "checkpoints"
-    ckpt_dir.mkdir(parents=True, exist_ok=True)
-    set_seed(seed)
-    train_x, train_y = pipeline.prepare_arrays(train_images, train_masks, n_classes=n_classes, name="train")
-    val_x, val_y = pipeline.prepare_arrays(val_images, val_masks, n_classes=n_classes, name="val")
-    if not val_x:
-        raise DataError("no validation images: training checkpoints on validation mIoU")
+    cfg, out_dir, ckpt_dir, (train_x, train_y), (val_x, val_y) = _setup_fit(
+        config, out_dir, seed, (train_images, train_masks), (val_images, val_masks), n_classes)
     steps, epochs = int(cfg["train_steps_per_epoch"]), int(cfg["train_epochs"])
     batch = int(cfg["train_batch_size"])
     segmenter = gan.segmenter()
