@@ -211,3 +211,7 @@ def test_eval_tta_profile_key_scores_the_run_with_tta(tmp_path):
     plain = runs.evaluate_run(out, tta=False)
     assert own["test"]["confusion"] == forced["test"]["confusion"] == rec["metrics"]["test"]["confusion"]
     assert plain["test"]["confusion"] != rec["metrics"]["test"]["confusion"]
+    runs.evaluate_run(out, tta=False, write=True)  # the other setting never replaces the record's metrics
+    after = runs.load_run(out)
+    assert after["metrics"]["test"]["confusion"] == rec["metrics"]["test"]["confusion"]
+    assert after["metrics_no_tta"]["test"]["confusion"] == plain["test"]["confusion"]

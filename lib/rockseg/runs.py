@@ -388,10 +388,11 @@ def evaluate_run(run_dir, *, data_dir=None, subsets=("val", "test"), write: bool
     """Recompute a finished run's metrics from its saved model on whole held-out slices.
 
     Reads the dataset named in run.json (``data_dir`` as for ``load_dataset``),
-    returns ``{subset: summary}`` and, with ``write=True``, stores them in run.json
-    (under ``metrics``; under ``metrics_tta`` when ``tta=True``). ``tta``: predict
-    every tile of a network under the 8 flips/rotations and average (None: the run's
-    own ``eval_tta`` setting).
+    returns ``{subset: summary}`` and, with ``write=True``, stores them in run.json.
+    ``tta``: predict every tile of a network under the 8 flips/rotations and average
+    (None: the run's own ``eval_tta`` setting). Metrics computed with the run's own
+    setting go to ``metrics``; the other setting's to ``metrics_tta``/``metrics_no_tta``,
+    so the recorded ones are never replaced by differently computed numbers.
     """
     rec = load_run(run_dir, strict=True)
     data = _split_data_of(rec, data_dir)
@@ -400,7 +401,10 @@ def evaluate_run(run_dir, *, data_dir=None, subsets=("val", "test"), write: bool
            for s, (x, y) in _held_out(data, subsets).items()}
     if write:
         rec = load_run(run_dir)
-        rec.setdefault("metrics_tta" if tta else "metrics", {}).update(out)
+        cfg = rec.get("config", {})
+        own = cfg.get("tta") if rec["kind"] == "ensemble" else bool(cfg.get("eval_tta", False))
+        key = "metrics" if tta is None or tta == own else ("metrics_tta" if tta else "metrics_no_tta")
+        rec.setdefault(key, {}).update(out)
         rec.pop("run_dir", None)
         write_run(run_dir, rec)
     return out

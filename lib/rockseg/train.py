@@ -170,14 +170,18 @@ class WeightAverage:
             s.assign(d * s + (1.0 - d) * v)
         self.updates.assign_add(1)
 
+    def apply(self) -> None:
+        """Put the averaged weights into the model for good."""
+        for v, s in zip(self._vars, self.shadow):
+            v.assign(s)
+
     def swapped(self):
         import contextlib
 
         @contextlib.contextmanager
         def ctx():
             raw = [v.numpy() for v in self._vars]
-            for v, s in zip(self._vars, self.shadow):
-                v.assign(s)
+            self.apply()
             try:
                 yield
             finally:
@@ -185,6 +189,18 @@ class WeightAverage:
                     v.assign(r)
 
         return ctx()
+
+
+def _write_last(checkpoint, ckpt_dir: Path, done: int, state_of) -> None:
+    """Write ``checkpoint`` as ``last-<done>``, then ``state.json`` (``state_of(name)``),
+    then delete the previous last checkpoint: a crash at any point leaves a resumable pair."""
+    name = f"last-{done}"
+    checkpoint.write(str(ckpt_dir / name))
+    previous = read_state(ckpt_dir.parent)
+    runs.write_json(ckpt_dir / STATE_FILE, state_of(name))
+    if previous and previous.get("checkpoint") not in (None, name):
+        for p in ckpt_dir.glob(previous["checkpoint"] + ".*"):
+            p.unlink()
 
 
 def read_state(out_dir) -> dict | None:
@@ -297,13 +313,8 @@ def _callback_class():
             return contextlib.nullcontext() if self.average is None else self.average.swapped()
 
         def _save_last(self, done):
-            name = f"last-{done}"
-            _tf_checkpoint(self.model, self.average).write(str(self.ckpt_dir / name))
-            previous = read_state(self.ckpt_dir.parent)
-            runs.write_json(self.ckpt_dir / STATE_FILE, self.state(done, name))
-            if previous and previous.get("checkpoint") not in (None, name):
-                for p in self.ckpt_dir.glob(previous["checkpoint"] + ".*"):
-                    p.unlink()
+            _write_last(_tf_checkpoint(self.model, self.average), self.ckpt_dir, done,
+                        lambda name: self.state(done, name))
 
         def state(self, done, name=None):
             return {"epoch": done, "checkpoint": name, "best_val_miou": self.best, "best_epoch": self.best_epoch,
@@ -446,8 +457,7 @@ def fit(model, train_images, train_masks, val_images, val_masks, *, out_dir, n_c
     if restore_best and best.is_file():
         model.load_weights(str(best))
     elif average is not None:
-        for v, s in zip(average._vars, average.shadow):
-            v.assign(s)
+        average.apply()
     final = cb.state(cb.epochs_done)
     seconds = final["train_seconds"]
     return {
@@ -554,16 +564,10 @@ def fit_pix2pix(gan, train_images, train_masks, val_images, val_masks, *, out_di
             write_scalars(epoch, {k: v for k, v in logs.items() if k != "epoch"})
             if verbose:
                 print(f"epoch {epoch + 1}: " + " ".join(f"{k}={v:.4f}" for k, v in logs.items() if k != "epoch"))
-            name = f"last-{epoch + 1}"
-            ckpt.write(str(ckpt_dir / name))
-            previous = read_state(out_dir)
-            runs.write_json(ckpt_dir / STATE_FILE, {
+            _write_last(ckpt, ckpt_dir, epoch + 1, lambda name: {
                 "epoch": epoch + 1, "checkpoint": name, "best_val_miou": best, "best_epoch": best_epoch,
                 "wait": wait, "last_val_miou": miou, "train_seconds": train_seconds, "val_seconds": val_seconds,
                 "images_seen": images_seen, "val_history": val_history, "stop_reason": stop_reason})
-            if previous and previous.get("checkpoint") not in (None, name):
-                for p in ckpt_dir.glob(previous["checkpoint"] + ".*"):
-                    p.unlink()
             epoch += 1
             if stop_reason:
                 break

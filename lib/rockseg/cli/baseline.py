@@ -1,6 +1,8 @@
 """``rockseg baseline``: fit a classical baseline and write a run folder like ``rockseg train``."""
 from __future__ import annotations
 
+from rockseg.cli._options import add_data_dir
+
 
 def add_parser(subparsers):
     import argparse
@@ -39,8 +41,7 @@ def add_parser(subparsers):
                    help="run folder to create (default: runs/<method>-<dataset>-seed<N>)")
     p.add_argument("--seed", type=int, default=0, help="random seed (pixel sampling, forest)")
     p.add_argument("--overwrite", action="store_true", help="replace the run already in --out")
-    p.add_argument("--data-dir", metavar="D", default=None,
-                   help="offline data folder laid out like shared/data (default: $ROCKSEG_DATA_DIR)")
+    add_data_dir(p)
     return p
 
 

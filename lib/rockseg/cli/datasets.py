@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import argparse
 
+from rockseg.cli._options import add_data_dir
+
 
 def add_parser(subparsers):
     p = subparsers.add_parser(
@@ -15,8 +17,7 @@ def add_parser(subparsers):
             "(downloaded on first use)."),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("--data-dir", metavar="DIR", default=None,
-                   help="offline data folder laid out like shared/data (default: $ROCKSEG_DATA_DIR)")
+    add_data_dir(p)
     p.add_argument("-v", "--verbose", action="store_true",
                    help="also print each dataset's description, split note and citation")
     return p

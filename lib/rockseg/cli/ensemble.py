@@ -1,6 +1,8 @@
 """``rockseg ensemble``: average the class probabilities of finished runs and score the result."""
 from __future__ import annotations
 
+from rockseg.cli._options import add_data_dir
+
 
 def add_parser(subparsers):
     p = subparsers.add_parser(
@@ -17,8 +19,7 @@ def add_parser(subparsers):
     p.add_argument("--weights", nargs="+", metavar="W",
                    help="one non-negative weight per run, or 'val' to choose them on the "
                         "validation images (grid of 0.1); default: equal")
-    p.add_argument("--data-dir", metavar="D", default=None,
-                   help="offline data folder laid out like shared/data (default: $ROCKSEG_DATA_DIR)")
+    add_data_dir(p)
     p.add_argument("--overwrite", action="store_true", help="replace the run already in --out")
     p.add_argument("--tta", action="store_true", default=None,
                    help="network members predict with 8-fold flip/rotation test-time augmentation "

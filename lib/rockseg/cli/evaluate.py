@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
+from rockseg.cli._options import add_data_dir
 from rockseg.errors import DataError
 
 TIFF_SUFFIXES = (".tif", ".tiff")
@@ -36,9 +37,8 @@ def add_parser(subparsers):
     p.add_argument("--write", action="store_true", help="with --recompute: update run.json")
     p.add_argument("--tta", action="store_true",
                    help="recompute with 8-fold flip/rotation test-time augmentation of the network "
-                        "(with --write: stored as metrics_tta)")
-    p.add_argument("--data-dir", metavar="D", default=None,
-                   help="with --recompute: offline data folder (default: $ROCKSEG_DATA_DIR)")
+                        "(with --write: stored as metrics_tta, unless the run is scored with TTA already)")
+    add_data_dir(p, "with --recompute: ")
     p.add_argument("--pred", metavar="P", help="predicted label file or slice folder")
     p.add_argument("--truth", metavar="T", help="ground-truth label file or slice folder")
     p.add_argument("--classes", nargs="+", metavar="NAME", default=None,

@@ -1,6 +1,8 @@
 """``rockseg fetch NAME``: download (or verify offline) a dataset and print its folder."""
 from __future__ import annotations
 
+from rockseg.cli._options import add_data_dir
+
 
 def add_parser(subparsers):
     p = subparsers.add_parser(
@@ -14,8 +16,7 @@ def add_parser(subparsers):
             "See 'rockseg datasets' for the names."),
     )
     p.add_argument("name", metavar="NAME", help="registered dataset name, e.g. sandstone-versa")
-    p.add_argument("--data-dir", metavar="DIR", default=None,
-                   help="offline data folder laid out like shared/data (default: $ROCKSEG_DATA_DIR)")
+    add_data_dir(p)
     p.add_argument("--progress", action="store_true", help="show download progress bars")
     return p
 

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import json
 
+from rockseg.cli._options import add_data_dir
+
 
 def add_parser(subparsers):
     p = subparsers.add_parser(
@@ -67,8 +69,7 @@ def add_parser(subparsers):
     mode.add_argument("--resume", action="store_true",
                       help="continue the interrupted run in --out from its last checkpoint")
     mode.add_argument("--overwrite", action="store_true", help="replace the run already in --out")
-    p.add_argument("--data-dir", metavar="D", default=None,
-                   help="offline data folder laid out like shared/data (default: $ROCKSEG_DATA_DIR)")
+    add_data_dir(p)
     p.add_argument("--quiet", action="store_true", help="no per-epoch progress lines")
     return p
 
