@@ -31,7 +31,8 @@ def add_parser(subparsers):
 def run(args) -> int:
     import numpy as np
 
-    from rockseg import analysis, volumes
+    from rockseg import analysis
+    from rockseg.data import volumes
 
     vol = volumes.open_volume(args.labels, allow_2d=True)
     if vol.ndim != 3:

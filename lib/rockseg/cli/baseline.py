@@ -52,8 +52,8 @@ def run(args) -> int:
     from rockseg.cli.train import parse_sets
     from rockseg.config import get_profile
     from rockseg.errors import RocksegError
-    from rockseg.runs import format_metrics
-    from rockseg.train import baseline_run
+    from rockseg.evaluation import format_metrics
+    from rockseg.training.runs import baseline_run
 
     if args.masks and not args.images:
         raise RocksegError("--masks needs --images")

@@ -24,7 +24,7 @@ def add_parser(subparsers):
 
 
 def run(args) -> int:
-    from rockseg import registry
+    from rockseg.data import registry
 
     rows = []
     for row in registry.overview(args.data_dir):

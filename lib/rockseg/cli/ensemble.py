@@ -28,7 +28,7 @@ def add_parser(subparsers):
 
 
 def run(args) -> int:
-    from rockseg import runs
+    from rockseg import evaluation
     from rockseg.errors import RocksegError
 
     weights = args.weights
@@ -39,8 +39,8 @@ def run(args) -> int:
             weights = [float(w) for w in weights]
         except ValueError:
             raise RocksegError(f"--weights takes numbers or 'val', got {' '.join(args.weights)}") from None
-    rec = runs.ensemble_run(args.runs, out=args.out, weights=weights, data_dir=args.data_dir, tta=args.tta,
+    rec = evaluation.ensemble_run(args.runs, out=args.out, weights=weights, data_dir=args.data_dir, tta=args.tta,
                             overwrite=args.overwrite)
-    print(runs.format_metrics(rec))
+    print(evaluation.format_metrics(rec))
     print(f"run folder: {args.out}")
     return 0

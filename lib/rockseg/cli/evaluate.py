@@ -57,8 +57,8 @@ def add_parser(subparsers):
 
 
 def _read_labels(path, what: str) -> np.ndarray:
-    """Read an index mask (2D file, TIFF stack or slice folder) with rockseg.io."""
-    from rockseg import io
+    """Read an index mask (2D file, TIFF stack or slice folder) with rockseg.data.io."""
+    from rockseg.data import io
 
     path = Path(path)
     if not path.exists():
@@ -105,7 +105,8 @@ def _run_record(args) -> int:
     """``rockseg evaluate RUN_DIR [--recompute [--write]] [--json]``."""
     import json
 
-    from rockseg import runs
+    from rockseg import evaluation as runs
+    from rockseg.data.io import json_safe
 
     if args.pred or args.truth:
         raise DataError("give either RUN_DIR or --pred/--truth, not both")
@@ -117,7 +118,7 @@ def _run_record(args) -> int:
         keys = ("run_dir", "status", "kind", "model", "dataset", "seed", "metrics", "timing", "training")
         out = {k: record.get(k) for k in keys}
         out["dataset"] = {k: v for k, v in (record.get("dataset") or {}).items() if k in ("name", "split")}
-        print(json.dumps(runs._clean_floats(out), indent=2, allow_nan=False, default=str))
+        print(json.dumps(json_safe(out), indent=2, allow_nan=False, default=str))
     else:
         print(runs.format_metrics(record))
     return 0
@@ -126,7 +127,7 @@ def _run_record(args) -> int:
 def run(args) -> int:
     import json
 
-    from rockseg import metrics
+    from rockseg.evaluation import metrics
 
     if getattr(args, "run_dir", None):
         return _run_record(args)

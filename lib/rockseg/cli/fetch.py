@@ -24,7 +24,7 @@ def add_parser(subparsers):
 def run(args) -> int:
     import sys
 
-    from rockseg import registry
+    from rockseg.data import registry
 
     spec = registry.get_spec(args.name)
     if not spec.get("folder"):

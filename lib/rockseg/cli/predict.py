@@ -25,13 +25,16 @@ def add_parser(subparsers):
     p.add_argument("--input", required=True, metavar="PATH",
                    help="input volume: .tif/.tiff, folder of slices, .zarr folder or .npy")
     p.add_argument("--output", required=True, metavar="PATH", help="label volume to write (.tif/.tiff or .zarr)")
-    p.add_argument("--tile", type=int, default=512, metavar="N",
-                   help="tile side in pixels (rounded to the model's multiple; smaller planes are padded)")
-    p.add_argument("--overlap", type=float, default=0.25, metavar="F",
-                   help="fraction of a tile shared with its neighbour")
+    p.add_argument("--tile", type=int, default=None, metavar="N",
+                   help="tile side in pixels (rounded to the model's multiple; smaller planes are padded); "
+                        "default: the run's own evaluation tile (eval_tile)")
+    p.add_argument("--overlap", type=float, default=None, metavar="F",
+                   help="fraction of a tile shared with its neighbour; default: the run's eval_overlap")
     p.add_argument("--blend", choices=("gaussian", "cosine", "mean"), default="gaussian",
                    help="window used to blend overlapping tiles")
-    p.add_argument("--tta", action="store_true", help="test-time augmentation: average the 8 flips/rotations")
+    p.add_argument("--tta", action=argparse.BooleanOptionalAction, default=None,
+                   help="test-time augmentation: average the 8 flips/rotations; default: as the run was "
+                        "evaluated (eval_tta)")
     p.add_argument("--axes", choices=("z", "zyx"), default="z",
                    help="z: slice by slice; zyx: 2.5D, average predictions along all three axes")
     p.add_argument("--uncertainty", metavar="PATH", default=None,
@@ -53,7 +56,8 @@ def add_parser(subparsers):
 
 
 def run(args) -> int:
-    from rockseg import infer, volumes
+    from rockseg import inference
+    from rockseg.data import volumes
 
     inp, out = Path(args.input), Path(args.output)
     if not inp.exists():
@@ -65,13 +69,13 @@ def run(args) -> int:
         if p is not None:
             volumes.output_format(p)
             volumes.check_output_path(p, overwrite=args.overwrite, inputs=[inp])
-    if not 0 <= args.overlap < 1:
+    if args.overlap is not None and not 0 <= args.overlap < 1:
         raise DataError(f"--overlap must be in [0, 1), got {args.overlap}")
-    if args.tile < 8:
+    if args.tile is not None and args.tile < 8:
         raise DataError(f"--tile must be at least 8 pixels, got {args.tile}")
     volumes.open_volume(inp)  # unreadable input fails here, before TensorFlow loads
-    predictor = infer.load_predictor(args.model)
-    summary = infer.predict_volume_chunked(
+    predictor = inference.load_predictor(args.model)
+    summary = inference.predict_volume_chunked(
         inp, predictor, out, chunk=args.chunk, axes=args.axes, tta=args.tta, tile=args.tile,
         overlap=args.overlap, blend=args.blend, batch_size=args.batch_size,
         uncertainty_path=args.uncertainty, uncertainty=args.uncertainty_kind,
@@ -87,6 +91,10 @@ def run(args) -> int:
         z, y, x = summary["shape"]
         print(f"wrote {out} ({z}x{y}x{x} labels) in {summary['seconds']:.1f} s, "
               f"{summary['voxels_per_second'] / 1e6:.2f} Mvoxel/s")
+        given = {"tile": args.tile, "overlap": args.overlap, "tta": args.tta}
+        how = ", ".join(f"{k} {summary[k]}" + ("" if given[k] is not None else " (run's own)")
+                        for k in ("tile", "overlap", "tta"))
+        print(f"settings: {how}; scaling {summary['scaling']}")
         for n, f in summary["phase_fractions"].items():
             print(f"  {n:>12s}: {f:.4f}")
         if args.uncertainty:

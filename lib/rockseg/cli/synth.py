@@ -30,7 +30,7 @@ def add_parser(subparsers):
 def _write_json_atomic(path, obj) -> None:
     import json
 
-    from rockseg.io import atomic_path
+    from rockseg.data.io import atomic_path
 
     with atomic_path(path) as tmp:
         tmp.write_text(json.dumps(obj, indent=2) + "\n")
@@ -39,7 +39,7 @@ def _write_json_atomic(path, obj) -> None:
 def _write_png_atomic(path, array) -> None:
     from PIL import Image
 
-    from rockseg.io import atomic_path
+    from rockseg.data.io import atomic_path
 
     with atomic_path(path) as tmp:
         Image.fromarray(array).save(tmp, format="PNG")
@@ -51,9 +51,9 @@ def run(args) -> int:
 
     import numpy as np
 
-    from rockseg import synth
+    from rockseg.data import synth
     from rockseg.errors import DataError, OutputExistsError
-    from rockseg.io import write_tiff
+    from rockseg.data.io import write_tiff
 
     out = Path(args.out_dir)
     ndim = 3 if args.kind == "sandstone" else 2

@@ -132,13 +132,13 @@ def run(args) -> int:
         data_name = args.dataset or (Path(args.images).name if args.images else prof["train_dataset"])
         out = Path(args.out) if args.out else Path("runs") / f"{model_name}-{data_name}-seed{args.seed}"
 
-    from rockseg.train import train_run
+    from rockseg.training.runs import train_run
 
     rec = train_run(model_name, out=out, dataset=args.dataset, images=args.images, masks=args.masks,
                     data_dir=args.data_dir, profile=args.profile, seed=args.seed, resume=args.resume,
                     overwrite=args.overwrite, model_options=options, n_classes=args.n_classes,
                     verbose=0 if args.quiet else 2, **overrides)
-    from rockseg.runs import format_metrics
+    from rockseg.evaluation import format_metrics
 
     print(format_metrics(rec))
     print(f"run folder: {out}", file=sys.stderr)

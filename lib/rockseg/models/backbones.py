@@ -29,8 +29,6 @@ from rockseg.models.blocks import (
     wrap_padded,
 )
 
-sm = _tf.sm()
-
 # backbone -> ImageNetNormalize mode (what the encoder's preprocess_input does)
 BACKBONES = {
     "resnet18": "255",
@@ -78,6 +76,20 @@ def check_regime(regime: str) -> str:
     return regime
 
 
+def is_download_failure(exc: BaseException) -> bool:
+    """True for the errors of fetching a weight file: no network, DNS, HTTP, time-out
+    (Keras' ``get_file`` re-raises those as a bare ``Exception("URL fetch failure ...")``)."""
+    import socket
+    import urllib.error
+
+    for e in (exc, exc.__cause__, exc.__context__):
+        if isinstance(e, (urllib.error.URLError, ConnectionError, TimeoutError, socket.gaierror)):
+            return True
+        if e is not None and type(e) is Exception and str(e).startswith("URL fetch failure"):
+            return True
+    return False
+
+
 def pretrained_or_random(make, regime: str, allow_fallback: bool, what: str):
     """Call ``make(weights)`` with ImageNet weights per ``regime``; returns ``(result, weights_label)``.
 
@@ -90,7 +102,9 @@ def pretrained_or_random(make, regime: str, allow_fallback: bool, what: str):
         return make(None), "random"
     try:
         return make("imagenet"), "imagenet"
-    except Exception as exc:  # keras raises a bare Exception for URL fetch failures
+    except Exception as exc:
+        if not is_download_failure(exc):
+            raise  # a build error is a build error, not missing weights
         reason = f"{type(exc).__name__}: {exc}"
         if not allow_fallback:
             raise RocksegError(
@@ -152,7 +166,7 @@ def build_sm(arch: str, n_classes, input_shape, *, backbone="resnet34", regime="
     backbone = check_backbone(backbone)
     check_regime(regime)
     channels = int(input_shape[-1])
-    cls = getattr(sm, ARCHITECTURES[arch])
+    cls = getattr(_tf.sm(), ARCHITECTURES[arch])  # segmentation_models is imported here, on first use
 
     def make(weights):
         net = cls(backbone, input_shape=(None, None, 3 if weights else channels), classes=n_classes,

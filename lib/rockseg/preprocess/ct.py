@@ -10,7 +10,7 @@ Typical use on a slice or a ``(Z, Y, X)`` volume::
 About the sample mask: the air outside a cylindrical sample is not rock, yet the
 real ``sandstone_versa`` masks label it *pore* (about 45% of slice 0). Counting it
 inflates pore IoU and porosity. Pass ``sample_mask(...)`` as the optional
-``mask=`` argument of the :mod:`rockseg.metrics` and :mod:`rockseg.analysis`
+``mask=`` argument of the :mod:`rockseg.evaluation.metrics` and :mod:`rockseg.analysis`
 functions to score and measure only the sample; leave it out to compare with
 numbers published on the full slices.
 """
@@ -19,6 +19,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage as ndi
 
+from rockseg.data.footprint import sample_footprint
 from rockseg.errors import DataError
 
 __all__ = [
@@ -234,12 +235,7 @@ def histogram_overlap(image, labels, class_a: int, class_b: int, *, bins: int = 
 
 
 def _largest_filled_component(fg: np.ndarray) -> np.ndarray:
-    lab, n = ndi.label(fg)
-    if n == 0:
-        raise DataError("no sample found: nothing is brighter than the threshold")
-    sizes = np.bincount(lab.ravel())
-    sizes[0] = 0
-    return ndi.binary_fill_holes(lab == sizes.argmax())
+    return sample_footprint(fg, what="region brighter than the threshold")
 
 
 def _foreground(img2d: np.ndarray, sigma: float, threshold):

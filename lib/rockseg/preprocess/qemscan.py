@@ -727,7 +727,7 @@ def make_tiles(
 
 
 def _atomic_write_bytes(path: Path, data: bytes) -> None:
-    from rockseg.io import atomic_path
+    from rockseg.data.io import atomic_path
 
     path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(path) as tmp:

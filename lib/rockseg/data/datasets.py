@@ -3,7 +3,7 @@
 >>> ds = load_dataset("sandstone-versa")            # doctest: +SKIP
 >>> x_train, y_train = ds.subset("train")           # doctest: +SKIP
 
-No TensorFlow here; images stay in their file dtype (``io.normalize`` scales them).
+No TensorFlow here; images stay in their file dtype (:mod:`rockseg.data.normalize` scales them).
 """
 from __future__ import annotations
 
@@ -13,7 +13,9 @@ from pathlib import Path
 
 import numpy as np
 
-from rockseg import config, io, registry
+from rockseg import config
+from rockseg.data import folders, io, registry
+from rockseg.data.masks import decode_mask
 from rockseg.errors import DataError, MaskError, RegistryError
 
 __all__ = ["Dataset", "load_dataset", "load_folder", "default_dataset_name"]
@@ -127,12 +129,12 @@ def _decode(raw: np.ndarray, encoding: dict, spec: dict, path) -> np.ndarray:
     kind = encoding.get("type", "index")
     n = len(spec["class_names"])
     if kind == "colours":
-        return io.decode_mask(raw, colours=encoding.get("colours", spec["class_colours"]),
+        return decode_mask(raw, colours=encoding.get("colours", spec["class_colours"]),
                               n_classes=n, path=path)
     if kind == "values":
-        return io.decode_mask(raw, values=encoding["values"], n_classes=n, path=path)
+        return decode_mask(raw, values=encoding["values"], n_classes=n, path=path)
     if kind == "index":
-        return io.decode_mask(raw, n_classes=n, path=path)
+        return decode_mask(raw, n_classes=n, path=path)
     raise RegistryError(f"dataset {spec['name']!r}: unknown mask encoding {kind!r}")
 
 
@@ -198,7 +200,7 @@ def _load_samples(spec: dict, folder: Path, *, include_extra: bool) -> Dataset:
         image = io.read_image(ipath)
         mask = _decode(io.read_image(mpath), s.get("mask_encoding", spec["mask_encoding"]),
                        spec, mpath)
-        io.check_pair(image, mask, ipath, mpath)
+        folders.check_pair(image, mask, ipath, mpath)
         images.append(image)
         masks.append(mask)
         ids.append(s["id"])
@@ -218,7 +220,7 @@ def _load_volume(spec: dict, folder: Path) -> Dataset:
     vi, vm = folder / spec["volume"]["image"], folder / spec["volume"]["mask"]
     image = io.read_volume(vi)
     mask = _decode(io.read_volume(vm), spec["mask_encoding"], spec, vm)
-    io.check_pair(image, mask, vi, vm)
+    folders.check_pair(image, mask, vi, vm)
     return Dataset(name=spec["name"], images=image, masks=mask,
                    class_names=list(spec["class_names"]),
                    class_colours=[tuple(c) for c in spec["class_colours"]],
@@ -229,11 +231,11 @@ def _load_volume(spec: dict, folder: Path) -> Dataset:
 
 
 def _load_synthetic(spec: dict, *, shape, seed: int, profile: str | None, **params) -> Dataset:
-    from rockseg.synth import synthetic_sandstone
+    from rockseg.data.synth import synthetic_sandstone
 
     shape = tuple(int(s) for s in (shape or config.get_profile(profile)["synth_shape"]))
     image, labels, meta = synthetic_sandstone(shape=shape, seed=seed, **params)
-    mask = io.decode_mask(labels, n_classes=len(spec["class_names"]), path=spec["generator"])
+    mask = decode_mask(labels, n_classes=len(spec["class_names"]), path=spec["generator"])
     prov = _provenance(spec, None, [])
     prov.update(generator=spec["generator"], seed=seed, shape=list(shape), params=params,
                 meta=dict(meta) if isinstance(meta, dict) else meta)
@@ -260,20 +262,20 @@ def load_folder(images, masks=None, *, colours=None, values=None, n_classes=None
     """
     root = Path(images)
     if masks is not None:
-        groups = {"all": io.pair_folders(root, masks)}
+        groups = {"all": folders.pair_folders(root, masks)}
     else:
-        splits = io.find_splits(root)
-        groups = ({s: io.find_pairs(root, s) for s in splits} if splits
-                  else {"all": io.find_pairs(root)})
+        splits = folders.find_splits(root)
+        groups = ({s: folders.find_pairs(root, s) for s in splits} if splits
+                  else {"all": folders.find_pairs(root)})
     prefix = masks is None and list(groups) != ["all"]
     imgs, msks, ids, split = [], [], [], {}
     for group, pairs in groups.items():
         split[group] = []
         for ipath, mpath in pairs:
             image = io.read_image(ipath)
-            mask = io.decode_mask(io.read_image(mpath), colours=colours, values=values,
+            mask = decode_mask(io.read_image(mpath), colours=colours, values=values,
                                   n_classes=n_classes, path=mpath)
-            io.check_pair(image, mask, ipath, mpath)
+            folders.check_pair(image, mask, ipath, mpath)
             item = f"{group}/{ipath.stem}" if prefix else ipath.stem
             imgs.append(image)
             msks.append(mask)

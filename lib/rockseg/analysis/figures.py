@@ -94,7 +94,7 @@ def plot_orthoslices(volume, labels=None, colours=None, index=None, alpha=0.4, c
     for ax_i, (ax, name) in enumerate(zip(axes, "zyx")):
         img = np.take(vol, index[ax_i], axis=ax_i)
         if labels is not None and colours is not None:
-            from rockseg.analysis import overlay_rgb
+            from rockseg.analysis.petrophysics import overlay_rgb
 
             ax.imshow(overlay_rgb(img, np.take(np.asarray(labels), index[ax_i], axis=ax_i), colours, alpha))
         else:
@@ -150,7 +150,7 @@ def plot_twin_comparison(real_image, real_labels, synth_image, synth_labels, cla
     """
     import matplotlib.pyplot as plt
 
-    from rockseg.synth import grey_histograms
+    from rockseg.data.synth import grey_histograms
 
     n = len(class_names)
     cols = [_mpl_colour(c) for c in class_colours]

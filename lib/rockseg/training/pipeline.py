@@ -19,13 +19,13 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from rockseg.data.normalize import prepare_arrays
 from rockseg.errors import DataError
 
 __all__ = [
     "Augment",
     "augment_pair",
     "make_dataset",
-    "prepare_arrays",
 ]
 
 
@@ -72,62 +72,6 @@ class Augment:
     @property
     def has_affine(self) -> bool:
         return self.affine_p > 0 and (self.rotation or self.shift or self.shear or self.zoom)
-
-
-def prepare_arrays(images, masks=None, *, n_classes: int | None = None, name: str = "images"):
-    """Images → list of float32 ``(H, W, C)`` in [0, 1]; masks → list of uint8 ``(H, W)``.
-
-    uint8/16-bit/float images are normalised with ``rockseg.io.normalize`` unless they
-    are float already in [0, 1]. Raises ``DataError`` for mismatched shapes, mixed
-    channel counts, or mask values ``>= n_classes``.
-    """
-    if isinstance(images, np.ndarray):
-        if images.ndim < 3:
-            raise DataError(f"{name}: expected a list of images or an (N, H, W[, C]) stack, "
-                            f"got an array of shape {images.shape}")
-        imgs = list(images)  # (N, H, W) grey stack or (N, H, W, C)
-    else:
-        imgs = [np.asarray(im) for im in images]
-    out_imgs = []
-    for k, im in enumerate(imgs):
-        if im.ndim == 2:
-            im = im[..., None]
-        if im.ndim != 3:
-            raise DataError(f"{name}[{k}] has shape {im.shape}; expected (H, W) or (H, W, C)")
-        out_imgs.append(_to_unit_float(im))
-    chans = {im.shape[-1] for im in out_imgs}
-    if len(chans) > 1:
-        raise DataError(f"{name} mix channel counts {sorted(chans)}")
-    if masks is None:
-        return out_imgs, None
-    msks = [np.asarray(m) for m in masks]
-    if len(msks) != len(out_imgs):
-        raise DataError(f"{name}: {len(out_imgs)} images but {len(msks)} masks")
-    out_masks = []
-    for k, (im, m) in enumerate(zip(out_imgs, msks)):
-        if m.ndim == 3 and m.shape[-1] == 1:
-            m = m[..., 0]
-        if m.shape != im.shape[:2]:
-            raise DataError(f"{name}[{k}]: mask shape {m.shape} does not match image shape {im.shape[:2]}")
-        if not np.issubdtype(m.dtype, np.integer) and not np.all(np.equal(np.mod(m, 1), 0)):
-            raise DataError(f"{name}[{k}]: mask holds non-integer values; masks are class indices 0..n-1")
-        if m.size and m.min() < 0:
-            raise DataError(f"{name}[{k}]: mask holds negative values")
-        if n_classes is not None and m.size and int(m.max()) >= n_classes:
-            raise DataError(f"{name}[{k}]: mask value {int(m.max())} >= n_classes={n_classes}; "
-                            f"masks must hold class indices 0..{n_classes - 1}")
-        out_masks.append(m.astype(np.uint8))
-    return out_imgs, out_masks
-
-
-def _to_unit_float(im: np.ndarray) -> np.ndarray:
-    if im.dtype == np.float32 and im.size and 0.0 <= float(im.min()) and float(im.max()) <= 1.0:
-        return im
-    if np.issubdtype(im.dtype, np.floating) and im.size and 0.0 <= float(im.min()) and float(im.max()) <= 1.0:
-        return im.astype(np.float32)
-    from rockseg import io
-
-    return np.asarray(io.normalize(im), dtype=np.float32)
 
 
 def _stack_padded(images, masks, patch_size: int):
@@ -244,10 +188,11 @@ def augment_pair(image, mask, seed, aug: Augment | dict | bool = True):
 
 def make_dataset(images, masks, *, patch_size: int, batch_size: int, n_classes: int | None = None,
                  augment=True, seed: int = 0, start_step: int = 0, one_hot: bool = False,
-                 num_parallel_calls=None, prefetch=None):
+                 num_parallel_calls=None, prefetch=None, scaling=None):
     """An endless, deterministic ``tf.data.Dataset`` of ``(x, y)`` batches.
 
-    ``images``/``masks``: whole slices (list or array, any sizes ≥ 1 px) or patches;
+    ``images``/``masks``: raw whole slices (list or array, any sizes ≥ 1 px) or patches,
+    scaled by ``scaling`` (:func:`rockseg.data.normalize.prepare_arrays`; default ``auto``);
     each element is a random ``patch_size`` crop (image chosen uniformly, position
     uniform) from element seed ``(seed, index)``, augmented with ``augment``
     (``True``, ``False``, a dict of :class:`Augment` fields or an ``Augment``).
@@ -263,7 +208,7 @@ def make_dataset(images, masks, *, patch_size: int, batch_size: int, n_classes: 
     patch_size = int(patch_size)
     if patch_size < 8:
         raise ValueError(f"patch_size must be >= 8, got {patch_size}")
-    imgs, msks = prepare_arrays(images, masks, n_classes=n_classes)
+    imgs, msks = prepare_arrays(images, masks, n_classes=n_classes, scaling=scaling)
     if not imgs:
         raise DataError("no training images")
     if one_hot and n_classes is None:

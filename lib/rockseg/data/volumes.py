@@ -6,7 +6,8 @@ Inputs (``open_volume``):
   a memory map that is opened for each read and dropped afterwards, so the resident memory
   stays the size of the block read, not the size of the file;
 * any other TIFF (compressed, tiled, many series): tifffile's zarr view, read block by block;
-* a folder of 2D slices (``.tif``, ``.png``, ``.jpg``, ``.bmp``), sorted by name, read slice by slice;
+* a folder of 2D slices (``.tif``, ``.png``, ``.jpg``, ``.bmp``) in natural order (``slice2``
+  before ``slice10``, hidden files skipped: :func:`rockseg.data.io.list_slices`), read slice by slice;
 * a zarr array (a folder with ``zarr.json`` or ``.zarray``), or a ``.npy`` file (memory-mapped).
 
 Outputs (``create_output``): uncompressed TIFF (ImageJ hyperstack with voxel size when
@@ -23,10 +24,9 @@ from pathlib import Path
 
 import numpy as np
 
+from rockseg.data.io import SLICE_SUFFIXES, TIFF_SUFFIXES, create_tiff, list_slices, read_slice
 from rockseg.errors import DataError, OutputExistsError
 
-SLICE_SUFFIXES = (".tif", ".tiff", ".png", ".jpg", ".jpeg", ".bmp")
-TIFF_SUFFIXES = (".tif", ".tiff")
 
 
 def _normalise_key(key, shape):
@@ -131,36 +131,21 @@ class ZarrVolume(LazyVolume):
 
 
 class SliceFolderVolume(LazyVolume):
-    """A folder of 2D slices, one file per z, sorted by name; each read loads only its slices."""
+    """A folder of 2D slices, one file per z (:func:`~rockseg.data.io.list_slices` order);
+    each read loads only its slices, with :func:`~rockseg.data.io.read_image` (16-bit PNG too)."""
 
-    def __init__(self, path, files):
+    def __init__(self, path, files=None):
         self.path = Path(path)
-        self.files = list(files)
-        first = self._read(0)
-        self._slice_shape = first.shape
+        self.files = list(files) if files is not None else list_slices(self.path)
+        first = read_slice(self.files[0])
+        if first.ndim not in (2, 3):
+            raise DataError(f"a slice must be 2D (Y, X) or (Y, X, C), got shape {first.shape}",
+                            path=self.files[0])
         self.shape = (len(self.files),) + tuple(first.shape)
         self.dtype = first.dtype
 
     def _read(self, i):
-        f = self.files[i]
-        try:
-            if f.suffix.lower() in TIFF_SUFFIXES:
-                import tifffile
-
-                arr = tifffile.imread(f)
-            else:
-                from PIL import Image
-
-                with Image.open(f) as im:
-                    arr = np.asarray(im)
-        except Exception as exc:
-            raise DataError(f"cannot read slice: {exc}", path=f) from exc
-        if arr.ndim not in (2, 3):
-            raise DataError(f"a slice must be 2D (Y, X) or (Y, X, C), got shape {arr.shape}", path=f)
-        if hasattr(self, "_slice_shape") and arr.shape != self._slice_shape:
-            raise DataError(f"slice shape {arr.shape} differs from the first slice's "
-                            f"{self._slice_shape} ({self.files[0].name})", path=f)
-        return arr
+        return read_slice(self.files[i], self.shape[1:], self.dtype, self.files[0].name)
 
     def __getitem__(self, key):
         key = _normalise_key(key, self.shape)
@@ -200,10 +185,11 @@ def open_volume(path, allow_2d: bool = False) -> LazyVolume:
             raise DataError(f"cannot open as a zarr array: {exc}", path=p) from exc
         vol = ZarrVolume(p, arr)
     elif p.is_dir():
-        files = sorted(f for f in p.iterdir() if f.is_file() and f.suffix.lower() in SLICE_SUFFIXES)
-        if not files:
+        try:
+            files = list_slices(p)
+        except DataError:
             raise DataError(f"folder holds no image slices ({', '.join(SLICE_SUFFIXES)}) "
-                            "and is not a zarr array", path=p)
+                            "and is not a zarr array", path=p) from None
         vol = SliceFolderVolume(p, files)
     elif p.suffix.lower() in TIFF_SUFFIXES:
         vol = _open_tiff(p)
@@ -319,7 +305,7 @@ class VolumeWriter:
         self._closed = False
         try:
             if self.format == "tiff":
-                self._offset = _create_tiff(self.tmp, self.shape, self.dtype, voxel_size_um)
+                self._offset = create_tiff(self.tmp, self.shape, self.dtype, voxel_size_um=voxel_size_um)
             elif self.format == "npy":
                 mm = np.lib.format.open_memmap(self.tmp, mode="w+", dtype=self.dtype, shape=self.shape)
                 self._offset = mm.offset
@@ -395,32 +381,6 @@ class VolumeWriter:
         else:
             self.abort()
         return False
-
-
-def _imagej_kwargs(voxel_size_um):
-    if voxel_size_um is None:
-        return {"metadata": {"axes": "ZYX"}}
-    v = float(voxel_size_um)
-    return {"resolution": (1.0 / v, 1.0 / v),
-            "metadata": {"axes": "ZYX", "spacing": v, "unit": "um"}}
-
-
-def _create_tiff(path: Path, shape, dtype, voxel_size_um) -> int:
-    """Create an uncompressed contiguous TIFF of zeros; return the data offset."""
-    import tifffile
-
-    nbytes = int(np.prod(shape)) * np.dtype(dtype).itemsize
-    imagej = len(shape) == 3 and nbytes < 2**32 - 2**25 and np.dtype(dtype) in (
-        np.uint8, np.uint16, np.float32)
-    if imagej:
-        kw = dict(imagej=True, **_imagej_kwargs(voxel_size_um))
-    else:
-        kw = dict(bigtiff=nbytes >= 2**32 - 2**25)
-        if voxel_size_um is not None:
-            kw["resolution"] = (1.0 / float(voxel_size_um),) * 2
-            kw["resolutionunit"] = "MICROMETER"
-    offset, _ = tifffile.imwrite(path, shape=shape, dtype=dtype, returnoffset=True, **kw)
-    return offset
 
 
 def create_output(path, shape, dtype, chunks=None, overwrite=False, voxel_size_um=None,

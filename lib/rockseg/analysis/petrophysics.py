@@ -15,7 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
-from rockseg.errors import DataError, OutputExistsError
+from rockseg.data.io import write_tiff
+from rockseg.errors import DataError
 
 
 def _labels(labels, n_classes=None, name="labels") -> np.ndarray:
@@ -234,7 +235,7 @@ def fraction_error(pred, truth, n_classes: int, mask=None) -> dict:
 def physics_errors(pred, truth, n_classes: int, pore_classes=(0,), voxel_size: float = 1.0,
                    mask=None, class_names=None) -> dict:
     """IoU next to the physics: fraction, porosity, connected porosity and surface-area errors."""
-    from rockseg.metrics import per_class_iou
+    from rockseg.evaluation.metrics import per_class_iou
 
     p, t = _labels(pred, n_classes, "pred"), _labels(truth, n_classes, "truth")
     fe = fraction_error(p, t, n_classes, mask)
@@ -285,28 +286,12 @@ def analyze(labels, class_names=None, voxel_size: float = 1.0, mask=None, pore_c
 
 def export_labels_tiff(path, labels, voxel_size_um: float | None = None, overwrite: bool = False) -> Path:
     """Write labels as an uncompressed uint8 ImageJ TIFF stack with voxel size in µm
-    (opens with its scale in Fiji, ParaView, Avizo and Dragonfly). Written to a temporary
-    name, then renamed; an existing file is kept unless ``overwrite``."""
-    import tifffile
-
+    (opens with its scale in Fiji, ParaView, Avizo and Dragonfly), through the one TIFF
+    writer (:func:`rockseg.data.io.write_tiff`: atomic, an existing file kept unless ``overwrite``)."""
     a = _labels(labels)
     if a.max() > 255:
         raise DataError(f"labels up to {int(a.max())} do not fit uint8", path=path)
-    out = Path(path)
-    if out.exists() and not overwrite:
-        raise OutputExistsError(f"{out}: already exists; pass overwrite=True to replace it")
-    kw = {"metadata": {"axes": "ZYX" if a.ndim == 3 else "YX"}}
-    if voxel_size_um is not None:
-        v = float(voxel_size_um)
-        kw["resolution"] = (1.0 / v, 1.0 / v)
-        kw["metadata"].update({"unit": "um"})
-        if a.ndim == 3:
-            kw["metadata"]["spacing"] = v
-    from rockseg.io import atomic_path
-
-    with atomic_path(out) as tmp:
-        tifffile.imwrite(tmp, a.astype(np.uint8), imagej=True, **kw)
-    return out
+    return write_tiff(path, a.astype(np.uint8), compression=None, overwrite=overwrite, voxel_size_um=voxel_size_um)
 
 
 def overlay_rgb(image, labels, colours, alpha: float = 0.4) -> np.ndarray:
@@ -316,7 +301,7 @@ def overlay_rgb(image, labels, colours, alpha: float = 0.4) -> np.ndarray:
     if img.shape[:lab.ndim] != lab.shape:
         raise DataError(f"image shape {img.shape} and labels shape {lab.shape} differ")
     if img.dtype != np.uint8:
-        from rockseg.io import to_uint8
+        from rockseg.data.normalize import to_uint8
 
         img = to_uint8(img)
     rgb = np.repeat(img[..., None], 3, -1) if img.ndim == lab.ndim else img[..., :3]

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from rockseg.errors import DataError, OutputExistsError, RocksegError
-from rockseg.io import atomic_path
+from rockseg.data.io import atomic_path
 
 
 def _as_list(arrays, what):

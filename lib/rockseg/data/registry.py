@@ -31,7 +31,7 @@ __all__ = ["list_datasets", "get_spec", "available_offline", "status", "is_cache
 @functools.lru_cache(maxsize=1)
 def _registry() -> dict:
     """The parsed registry.json (read once)."""
-    text = resources.files("rockseg").joinpath("registry.json").read_text(encoding="utf-8")
+    text = resources.files("rockseg.data").joinpath("registry.json").read_text(encoding="utf-8")
     return json.loads(text)["datasets"]
 
 

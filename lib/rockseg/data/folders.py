@@ -1,0 +1,119 @@
+"""Finding and pairing image/mask files in user folders (plain and keras-segmentation layouts)."""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+
+from rockseg.data.io import IMAGE_SUFFIXES, list_images, natural_key
+from rockseg.errors import DataError
+
+_PREPPED = re.compile(r"^images_prepped_(\w+)$")
+_IMAGE_DIRS = ("images", "image", "imgs")
+_MASK_DIRS = ("masks", "mask", "labels", "annotations")
+
+__all__ = ["pair_folders", "find_splits", "find_pairs", "check_pair"]
+
+
+def pair_folders(image_dir, mask_dir) -> list[tuple[Path, Path]]:
+    """Pair the image files of two folders by file stem.
+
+    Empty folders raise ``DataError``; images without a mask and masks without an
+    image are listed in one ``DataError``.
+    """
+    image_dir, mask_dir = Path(image_dir), Path(mask_dir)
+    for d in (image_dir, mask_dir):
+        if not d.is_dir():
+            raise DataError("folder not found", path=d)
+    images, masks = list_images(image_dir), list_images(mask_dir)
+    if not images:
+        raise DataError(f"no image files ({', '.join(IMAGE_SUFFIXES)}) in folder", path=image_dir)
+    if not masks:
+        raise DataError(f"no mask files ({', '.join(IMAGE_SUFFIXES)}) in folder", path=mask_dir)
+
+    def by_stem(files, folder):
+        out: dict[str, Path] = {}
+        for f in files:
+            if f.stem in out:
+                raise DataError(f"two files share the stem {f.stem!r}: {out[f.stem].name} "
+                                f"and {f.name}", path=folder)
+            out[f.stem] = f
+        return out
+
+    im, mk = by_stem(images, image_dir), by_stem(masks, mask_dir)
+    lonely_im = [im[s].name for s in im if s not in mk]
+    lonely_mk = [mk[s].name for s in mk if s not in im]
+    if lonely_im or lonely_mk:
+        parts = []
+        if lonely_im:
+            parts.append(f"{len(lonely_im)} image(s) in {image_dir} have no mask in "
+                         f"{mask_dir}: {', '.join(lonely_im[:20])}")
+        if lonely_mk:
+            parts.append(f"{len(lonely_mk)} mask(s) in {mask_dir} have no image in "
+                         f"{image_dir}: {', '.join(lonely_mk[:20])}")
+        raise DataError("; ".join(parts), path=image_dir.parent)
+    return [(im[s], mk[s]) for s in sorted(im, key=natural_key)]
+
+
+def find_splits(root) -> list[str]:
+    """Split names of a keras-segmentation layout (``images_prepped_<split>``) in ``root``."""
+    root = Path(root)
+    if not root.is_dir():
+        return []
+    found = [m.group(1) for p in root.iterdir() if p.is_dir() and (m := _PREPPED.match(p.name))]
+    order = {"train": 0, "val": 1, "valid": 1, "validation": 1, "test": 2}
+    return sorted(found, key=lambda s: (order.get(s, 3), s))
+
+
+def _plain_dirs(root: Path):
+    img = next((root / d for d in _IMAGE_DIRS if (root / d).is_dir()), None)
+    msk = next((root / d for d in _MASK_DIRS if (root / d).is_dir()), None)
+    return img, msk
+
+
+def find_pairs(root, split=None) -> list[tuple[Path, Path]]:
+    """``(image_path, mask_path)`` pairs under ``root``, paired by file stem.
+
+    Layouts: keras-segmentation (``images_prepped_<split>/`` +
+    ``annotations_prepped_<split>/``; ``split`` picks one, ``None`` = all splits
+    in train/val/test order) or plain ``images/`` + ``masks/`` (also ``labels/``,
+    ``annotations/``). An empty or unrecognised folder raises ``DataError``.
+    """
+    root = Path(root)
+    if not root.is_dir():
+        raise DataError("folder not found", path=root)
+    splits = find_splits(root)
+    if splits:
+        chosen = splits if split is None else [split]
+        if split is not None and split not in splits:
+            raise DataError(f"no split {split!r}; this folder has {', '.join(splits)}", path=root)
+        pairs = []
+        for s in chosen:
+            ann = root / f"annotations_prepped_{s}"
+            if not ann.is_dir():
+                raise DataError(f"images_prepped_{s}/ has no matching annotations_prepped_{s}/",
+                                path=root)
+            pairs += pair_folders(root / f"images_prepped_{s}", ann)
+        return pairs
+    img, msk = _plain_dirs(root)
+    if img is not None and msk is not None:
+        if split is not None:
+            raise DataError(f"split {split!r} asked for, but this folder has a plain images/ + "
+                            f"masks/ layout without splits", path=root)
+        return pair_folders(img, msk)
+    if not any(root.iterdir()):
+        raise DataError("folder is empty", path=root)
+    raise DataError("no image/mask folders found: expected images_prepped_<split>/ + "
+                    "annotations_prepped_<split>/ or images/ + masks/", path=root)
+
+
+def check_pair(image, mask, image_path=None, mask_path=None) -> None:
+    """Raise ``DataError`` naming both files and shapes if image and mask disagree in (H, W)."""
+    ish, msh = tuple(np.shape(image)), tuple(np.shape(mask))
+    n = 3 if len(ish) >= 3 and len(msh) == 3 and msh[-1] not in (3, 4) else 2
+    if len(ish) < 2 or len(msh) < 2 or ish[:n] != msh[:n]:
+        exc = DataError(f"image and mask shapes disagree: image {image_path} has shape {ish}, "
+                        f"mask {mask_path} has shape {msh}")
+        exc.path = None if image_path is None else str(image_path)
+        raise exc
