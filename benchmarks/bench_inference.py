@@ -41,8 +41,8 @@ def parse_size(s: str):
 
 def write_twin(path: Path, shape, slab: int = 64):
     """Write the synthetic twin volume slab by slab into an uncompressed TIFF."""
-    from rockseg import volumes
-    from rockseg.synth import synthetic_sandstone
+    from rockseg.data import volumes
+    from rockseg.data.synth import synthetic_sandstone
 
     with volumes.create_output(path, shape, np.uint8, overwrite=True) as w:
         for i, z0 in enumerate(range(0, shape[0], slab)):
@@ -124,7 +124,7 @@ def _train_briefly(args, shape):
     """The quick fallback: a 16-filter U-Net fitted for ``q_seconds`` on another twin."""
     from rockseg._tf import keras
     from rockseg.models import build_model
-    from rockseg.synth import synthetic_sandstone
+    from rockseg.data.synth import synthetic_sandstone
 
     train_img, train_lab, _ = synthetic_sandstone(shape=shape, seed=10)
     rng = np.random.default_rng(0)
@@ -151,10 +151,11 @@ def _train_briefly(args, shape):
 
 def quality(args, work: Path):
     """Train the 16-filter U-Net briefly on one twin, compare z / zyx / TTA on a held-out twin."""
-    from rockseg import analysis, infer
+    from rockseg.analysis import petrophysics as analysis
+    from rockseg import inference as infer
     from rockseg._tf import set_seed
-    from rockseg.metrics import per_class_iou
-    from rockseg.synth import synthetic_sandstone
+    from rockseg.evaluation.metrics import per_class_iou
+    from rockseg.data.synth import synthetic_sandstone
 
     set_seed(0)
     shape = tuple(args.q_shape) if args.q_shape else (args.q_size,) * 3

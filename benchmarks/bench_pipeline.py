@@ -29,7 +29,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def _data(patch):
-    from rockseg import datasets
+    from rockseg.data import datasets
 
     data_dir = os.environ.get("ROCKSEG_DATA_DIR") or (ROOT.parent / "shared" / "data")
     try:
@@ -58,7 +58,9 @@ def main(argv=None):
     ap.add_argument("--repeat", type=int, default=2, help="rounds (interleaved); the best rate is kept")
     args = ap.parse_args(argv)
 
-    from rockseg import losses, models, pipeline
+    from rockseg import models
+    from rockseg.training import losses
+    from rockseg.training import pipeline
     from rockseg._tf import set_seed, tf
 
     t = tf()

@@ -42,7 +42,8 @@ def main(argv=None) -> int:
     ap.add_argument("--max-minutes", type=float, default=None, help="training time cap per network")
     args = ap.parse_args(argv)
 
-    from rockseg import runs, train
+    from rockseg import evaluation as runs
+    from rockseg import training as train
 
     root = Path(args.runs)
     root.mkdir(parents=True, exist_ok=True)

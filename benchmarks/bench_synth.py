@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from rockseg import synth
+from rockseg.data import synth
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 import tifffile
-from rockseg import analysis as A
+from rockseg.analysis import petrophysics as A
 from rockseg.errors import DataError, OutputExistsError
 
 
@@ -137,7 +137,7 @@ def test_exports(tmp_path):
 
 
 def test_orthoslice_and_profile_figures():
-    from rockseg.plotting import plot_fraction_profile, plot_orthoslices
+    from rockseg.analysis.figures import plot_fraction_profile, plot_orthoslices
 
     labels, _ = A.sphere_pack((20, 24, 28), 4.0, 10)
     image = (labels * 150 + 50).astype(np.uint8)

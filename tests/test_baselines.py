@@ -5,7 +5,7 @@ import sys
 
 import numpy as np
 import pytest
-from rockseg.baselines import OtsuBaseline, RandomForestBaseline
+from rockseg.models.classical import OtsuBaseline, RandomForestBaseline
 from rockseg.errors import DataError, OutputExistsError, RocksegError
 
 FAST_RF = dict(n_estimators=20, samples_per_image=3000, sigma_max=4, n_jobs=1)
@@ -19,7 +19,7 @@ def miou(pred, truth, n=4):
 
 @pytest.fixture(scope="module")
 def twin():
-    from rockseg.synth import synthetic_sandstone
+    from rockseg.data.synth import synthetic_sandstone
 
     image, labels, _ = synthetic_sandstone(shape=(24, 96, 96), seed=0)
     return image, labels
@@ -28,7 +28,7 @@ def twin():
 def test_no_tensorflow_import():
     import subprocess
 
-    code = "import sys, rockseg.baselines; sys.exit('tensorflow' in sys.modules)"
+    code = "import sys, rockseg.models.classical; sys.exit('tensorflow' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0
 
 

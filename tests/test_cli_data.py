@@ -5,7 +5,7 @@ import shutil
 
 import pytest
 
-from rockseg import registry
+from rockseg.data import registry
 from rockseg.cli import main
 
 

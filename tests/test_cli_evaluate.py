@@ -1,4 +1,4 @@
-"""``rockseg evaluate --pred P --truth T`` reports what rockseg.metrics computes."""
+"""``rockseg evaluate --pred P --truth T`` reports what rockseg.evaluation.metrics computes."""
 from __future__ import annotations
 
 import json
@@ -8,7 +8,7 @@ import pytest
 import tifffile
 from PIL import Image
 
-from rockseg import metrics
+from rockseg.evaluation import metrics
 from rockseg.cli import main
 
 NAMES = ["pore", "clay", "quartz", "pyrite"]

@@ -41,7 +41,7 @@ def run_dir(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def volume(tmp_path_factory):
-    from rockseg.synth import synthetic_sandstone
+    from rockseg.data.synth import synthetic_sandstone
 
     image, labels, _ = synthetic_sandstone(shape=(12, 40, 40), seed=0)
     p = tmp_path_factory.mktemp("vol") / "ct.tif"
@@ -64,7 +64,7 @@ def test_predict_and_analyze_end_to_end(tmp_path, run_dir, volume, capsys):
     assert ent.shape == image.shape and 0 <= ent.min() and ent.max() <= 1
 
     # the chunked CLI result equals in-memory prediction with the same model
-    from rockseg import infer
+    from rockseg import inference as infer
 
     pred = infer.load_predictor(run_dir)
     probs = infer.predict_volume(image, pred, tile=32)
@@ -107,7 +107,7 @@ def test_predict_bad_input(tmp_path, run_dir, volume, capsys):
 
 
 def test_load_predictor_checks_run_json(tmp_path):
-    from rockseg import infer
+    from rockseg import inference as infer
 
     _save_run(tmp_path / "bad_k", n_classes=3, record_classes=CLASSES)
     with pytest.raises(DataError, match="n_classes=4"):

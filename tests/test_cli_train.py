@@ -5,7 +5,9 @@ import json
 
 import numpy as np
 import pytest
-from rockseg import runs
+from rockseg import evaluation as runs
+from rockseg.evaluation import records
+from rockseg.evaluation.evaluate import split_data_of
 from rockseg.cli import main
 
 SMOKE = ["--dataset", "synthetic-sandstone", "--profile", "smoke", "--quiet"]
@@ -21,7 +23,7 @@ def trained(tmp_path_factory):
 
 def test_train_writes_a_complete_run_record(trained):
     rec = runs.load_run(trained, strict=True)
-    assert set(runs.REQUIRED_KEYS) <= set(rec)
+    assert set(records.REQUIRED_KEYS) <= set(rec)
     assert rec["kind"] == "cnn" and rec["model"]["name"] == "unet" and rec["seed"] == 3
     assert rec["model"]["parameters"] > 0 and rec["model"]["file"] == "model.keras"
     assert rec["config"]["name"] == "smoke" and rec["config"]["train_epochs"] == 1
@@ -60,11 +62,11 @@ def test_evaluate_run_dir_prints_stored_and_recomputed_metrics(trained, capsys):
 
 
 def test_evaluate_with_tta_uses_the_flip_rotation_average(trained, capsys):
-    from rockseg import infer, pipeline
+    from rockseg import inference as infer
+    from rockseg.training import pipeline
 
     rec = runs.load_run(trained)
-    x, _ = pipeline.prepare_arrays(*runs._split_data_of(rec).test, n_classes=4, name="test")
-    image = x[0]
+    image = split_data_of(rec).test[0][0]  # raw: the run's predictors scale it themselves
     plain = runs.load_prob_predictor(trained)(image)
     tta = runs.load_prob_predictor(trained, tta=True)(image)
     cfg = rec["config"]
@@ -80,7 +82,7 @@ def test_evaluate_with_tta_uses_the_flip_rotation_average(trained, capsys):
 
 
 def test_run_folder_loads_as_a_predictor(trained):
-    from rockseg import infer
+    from rockseg import inference as infer
 
     pred = infer.load_predictor(trained)
     probs = pred(np.zeros((1, 32, 32, 1), np.float32))
@@ -201,7 +203,7 @@ def test_ensemble_refuses_bad_members(trained, tmp_path, capsys):
 
 
 def test_eval_tta_profile_key_scores_the_run_with_tta(tmp_path):
-    from rockseg import train
+    from rockseg import training as train
 
     out = tmp_path / "tta-run"
     rec = train.train_run(out=out, profile="smoke", dataset="synthetic-sandstone", train_epochs=1, eval_tta=True)

@@ -1,4 +1,4 @@
-"""Sliding-window inference, blending, TTA, 2.5D and chunked prediction (rockseg.infer).
+"""Sliding-window inference, blending, TTA, 2.5D and chunked prediction (rockseg.inference).
 
 A small NumPy network (3x3 conv, tanh, 3x3 conv, softmax; receptive-field radius 2) stands
 in for a Keras model, so these tests need no TensorFlow.
@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import tifffile
-from rockseg import infer
+from rockseg import inference as infer
 from rockseg.errors import DataError, OutputExistsError, RocksegError
 from scipy import ndimage as ndi
 
@@ -47,7 +47,7 @@ def tiny_net(seed=0, symmetric=False):
 
 @pytest.fixture
 def net():
-    return infer.Predictor(tiny_net(), n_classes=K, channels=1)
+    return infer.Predictor(tiny_net(), n_classes=K, channels=1, scaling="none")  # raw floats as they are
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""rockseg.io: image/volume reading and writing, mask decoding, normalisation, pairing."""
+"""rockseg.data: image/volume reading and writing (io), mask decoding (masks), pairing (folders)."""
 from __future__ import annotations
 
 import subprocess
@@ -9,7 +9,7 @@ import pytest
 import tifffile
 from PIL import Image
 
-from rockseg import io
+from rockseg import data as io  # the package face: io, masks and folders
 from rockseg.errors import DataError, MaskError, OutputExistsError
 
 SAND = [(0, 0, 255), (0, 255, 0), (255, 0, 0), (255, 255, 0)]
@@ -220,34 +220,6 @@ def test_index_mask_validated():
         io.decode_mask(np.zeros((8, 8, 3), np.uint8))
 
 
-# ----------------------------------------------------------------- normalisation
-def test_normalize_uint8_is_plain_scale():
-    a = np.array([[0, 51, 255]], np.uint8)
-    out = io.normalize(a)
-    assert out.dtype == np.float32
-    np.testing.assert_allclose(out, [[0, 0.2, 1.0]])
-    np.testing.assert_array_equal(io.to_uint8(a), a)
-
-
-def test_normalize_uint16_percentiles(rng):
-    a = rng.integers(1000, 3000, (50, 50)).astype(np.uint16)
-    a[0, 0] = 65535  # a hot pixel must not squash the range
-    out = io.normalize(a, 1, 99)
-    assert out.dtype == np.float32 and out.min() == 0.0 and out.max() == 1.0
-    assert 0.3 < float(np.median(out)) < 0.7
-    u8 = io.to_uint8(a)
-    assert u8.dtype == np.uint8 and u8.max() == 255
-    assert np.all(io.normalize(np.full((4, 4), 7.0)) == 0)
-
-
-@pytest.mark.parametrize("bad", [np.nan, np.inf])
-def test_normalize_rejects_nan_inf(bad):
-    a = np.ones((4, 4), np.float32)
-    a[1, 2] = bad
-    with pytest.raises(DataError, match=r"scan\.tif: image holds .*(NaN|inf)"):
-        io.normalize(a, path="scan.tif")
-
-
 # ---------------------------------------------------------------------- pairing
 def _pair(folder_i, folder_m, stem, shape=(6, 6), mshape=None):
     folder_i.mkdir(parents=True, exist_ok=True)
@@ -305,7 +277,7 @@ def test_check_pair_names_both_files():
 
 
 def test_data_modules_do_not_import_tensorflow():
-    code = ("import sys, rockseg.io, rockseg.registry, rockseg.datasets; "
+    code = ("import sys, rockseg.data.io, rockseg.data.registry, rockseg.data.datasets; "
             "assert 'tensorflow' not in sys.modules, 'tensorflow imported'")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr

@@ -7,7 +7,7 @@ import sys
 import numpy as np
 import pytest
 
-from rockseg import losses
+from rockseg.training import losses
 from rockseg.errors import DataError
 
 
@@ -141,7 +141,7 @@ def test_class_weights_known_mask():
 
 def test_import_does_not_load_tensorflow_until_a_loss_runs():
     code = (
-        "import sys, numpy as np, rockseg.losses as L\n"
+        "import sys, numpy as np, rockseg.training.losses as L\n"
         "print('tensorflow' in sys.modules)\n"
         "L.class_weights(np.array([0, 1, 1]), 2)\n"
         "f = L.dice_loss()\n"

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from sklearn import metrics as skm
 
-from rockseg import metrics
+from rockseg.evaluation import metrics
 from rockseg.errors import DataError
 
 
@@ -171,6 +171,6 @@ def test_bool_and_empty():
 
 
 def test_import_does_not_load_tensorflow():
-    code = "import sys, rockseg.metrics; print('tensorflow' in sys.modules)"
+    code = "import sys, rockseg.evaluation.metrics; print('tensorflow' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"

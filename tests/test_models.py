@@ -94,6 +94,60 @@ def test_builds_trains_and_pads_odd_sizes(name, batch):
     assert model.rockseg_info["model"] == name
     assert model.rockseg_info["weights"] == "random"
     assert model.rockseg_info["options"].items() >= KERAS_MODELS[name].items()
+    # pixels stay aligned: padding the odd input ourselves (centred, zeros, to the stride)
+    # and cropping the output back gives the same map as the model's own pad-then-crop
+    m = STRIDES[name]
+    (t, b), (l, r) = [((-n) % m // 2, (-n) % m - (-n) % m // 2) for n in x.shape[1:3]]
+    full = model(np.pad(x, ((0, 0), (t, b), (l, r), (0, 0))), training=False).numpy()
+    np.testing.assert_allclose(full[:, t:t + 50, l:l + 36], out, atol=2e-5)
+    assert not np.allclose(full[:, :50, :36], out, atol=2e-5)  # a shifted crop would be caught
+
+
+# the real stride of each registry model at the options above (what prediction tiles to)
+STRIDES = {"unet": 8, "resunet": 8, "attention_unet": 8, "sm_unet": 32, "sm_linknet": 32, "vgg_unet": 16}
+
+
+@pytest.mark.parametrize("name", list(KERAS_MODELS))
+def test_size_multiple_is_the_real_stride_of_every_registry_model(name):
+    from rockseg.inference import size_multiple
+
+    model = build_model(name, 3, (None, None, 1), **KERAS_MODELS[name])
+    assert size_multiple(model) == STRIDES[name]
+    deeper = build_model("attention_unet", 3, (None, None, 1), depth=4, base_filters=4)
+    assert size_multiple(deeper) == 16  # gating convs with strides are not down-samplings
+
+
+def test_size_multiple_of_pix2pix_and_of_foreign_models():
+    from rockseg.inference import size_multiple
+
+    gan = build_model("pix2pix", 3, (None, None, 1), gen_depth=3, gen_filters=4, disc_filters=4)
+    assert size_multiple(gan.segmenter()) == 8
+    inp = keras.Input((None, None, 1))
+    x = keras.layers.Conv2D(2, 3, padding="same")(inp)
+    x = keras.layers.MaxPooling2D()(keras.layers.MaxPooling2D()(x))
+    x = keras.layers.UpSampling2D(4)(x)
+    assert size_multiple(keras.Model(inp, keras.layers.Conv2D(3, 1, activation="softmax")(x))) == 4
+    plain = keras.Model(inp, keras.layers.Conv2D(3, 3, padding="same", activation="softmax")(inp))
+    assert size_multiple(plain) == 1
+
+
+def test_a_build_error_is_not_reported_as_missing_weights():
+    from rockseg.models.backbones import pretrained_or_random
+
+    def make(weights):
+        raise ValueError("the input shape is wrong")
+
+    with pytest.raises(ValueError, match="input shape is wrong"):
+        pretrained_or_random(make, "imagenet", True, "resnet18 (unet)")
+
+    def offline_make(weights):
+        if weights:
+            raise Exception("URL fetch failure on https://example.invalid/w.h5: None -- no network")
+        return "net"
+
+    with pytest.warns(RuntimeWarning):
+        net, label = pretrained_or_random(offline_make, "imagenet", True, "resnet18 (unet)")
+    assert net == "net" and label.startswith("random (fallback")
 
 
 def test_fixed_shape_rgb_and_categorical_loss():

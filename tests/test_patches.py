@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from rockseg.errors import DataError
-from rockseg.patches import patch_positions, patchify, random_crops, unpatchify
+from rockseg.data.patches import patch_positions, patchify, random_crops, unpatchify
 
 DTYPES = [np.uint8, np.uint16, np.int32, np.float32, np.float64, bool]
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from rockseg import pipeline
+from rockseg.training import pipeline
 from rockseg.errors import DataError
 
 

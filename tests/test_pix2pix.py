@@ -117,7 +117,9 @@ def test_segmenter_decodes_like_predict_labels(toy):
 def test_train_run_gives_pix2pix_a_run_record(tmp_path):
     """`train_run('pix2pix')`: whole-slice val/test IoU of the decoded labels, a model.keras
     that evaluate/predict load like any network's, the GAN folder, and resume."""
-    from rockseg import infer, runs, train
+    from rockseg import inference as infer
+    from rockseg import evaluation as runs
+    from rockseg import training as train
 
     out = tmp_path / "gan"
     opts = {**SMALL, "mode": "colour"}

@@ -152,7 +152,7 @@ def test_plot_denoise_comparison():
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from rockseg.plotting import plot_denoise_comparison
+    from rockseg.analysis.figures import plot_denoise_comparison
 
     img, lab = _two_phase()
     fig = plot_denoise_comparison(img, {"median": ct.denoise(img, "median", size=5), "nlm": ct.denoise(img, "nlm", h=0.08)},

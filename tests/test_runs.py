@@ -5,7 +5,9 @@ import json
 
 import numpy as np
 import pytest
-from rockseg import runs
+from rockseg import evaluation as runs
+from rockseg.data import load_split_data
+from rockseg.evaluation.ensemble import _simplex_grid as simplex_grid
 from rockseg.errors import DataError, OutputExistsError
 
 
@@ -117,14 +119,14 @@ def _write_pairs(folder, rng, n=4, values=(0, 1, 2)):
 
 def test_user_folder_split_and_class_check(tmp_path, rng):
     _write_pairs(tmp_path, rng)
-    data = runs.load_split_data(images=tmp_path / "images", masks=tmp_path / "masks")
+    data = load_split_data(images=tmp_path / "images", masks=tmp_path / "masks")
     assert data.split == {"train": ["s0", "s1"], "val": ["s2"], "test": ["s3"]}
     assert data.n_classes == 3 and data.channels == 1 and data.source == "folder"
     files = data.record()["files"]
     assert len(files) == 4 and all(len(v["sha256"]) == 64 for v in files.values())
     assert data.data_record()["n_classes"] == 3
     with pytest.raises(DataError, match="2"):
-        runs.load_split_data(images=tmp_path / "images", masks=tmp_path / "masks", n_classes=2)
+        load_split_data(images=tmp_path / "images", masks=tmp_path / "masks", n_classes=2)
 
 
 def test_tune_weights_picks_the_member_that_is_right_on_validation(rng):
@@ -141,4 +143,4 @@ def test_tune_weights_picks_the_member_that_is_right_on_validation(rng):
     # every weighting that favours `right` is perfect; ties keep the most even one
     assert runs.tune_weights([wrong, right], images, masks, 3) == pytest.approx([0.4, 0.6])
     assert runs.tune_weights([right, wrong], images, masks, 3, step=0.5) == pytest.approx([1.0, 0.0])
-    assert sorted(map(sum, runs._simplex_grid(3, 4))) == [4] * 15
+    assert sorted(map(sum, simplex_grid(3, 4))) == [4] * 15

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from rockseg.errors import DataError
-from rockseg.splits import check_leakage, group_split, neighbour_similarity, slab_split
+from rockseg.data.splits import check_leakage, group_split, neighbour_similarity, slab_split
 
 
 def test_slab_split_count_with_gap():
@@ -101,7 +101,7 @@ def test_neighbour_similarity_decreases_with_lag():
 
 
 def test_random_split_leaks_and_slab_split_does_not():
-    from rockseg.splits import check_leakage, min_distance, random_split, slab_split
+    from rockseg.data.splits import check_leakage, min_distance, random_split, slab_split
 
     rnd = random_split(100, (0.7, 0.15, 0.15), seed=1)
     assert sum(len(v) for v in rnd.values()) == 100
@@ -115,7 +115,7 @@ def test_random_split_leaks_and_slab_split_does_not():
 
 
 def test_min_distance_uses_positions():
-    from rockseg.splits import min_distance
+    from rockseg.data.splits import min_distance
 
     split = {"train": [0, 1], "test": [2]}
     assert min_distance(split, positions=[0, 50, 300]) == 250.0

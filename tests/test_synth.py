@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from scipy import ndimage as ndi
 
-from rockseg import synth
+from rockseg.data import synth
 
 SMALL = (32, 64, 64)
 
@@ -199,7 +199,7 @@ def test_plot_twin_comparison():
     import matplotlib
 
     matplotlib.use("Agg")
-    from rockseg.plotting import plot_twin_comparison
+    from rockseg.analysis.figures import plot_twin_comparison
 
     a = synth.synthetic_sandstone((4, 64, 64), seed=0)
     b = synth.synthetic_sandstone((4, 64, 64), seed=1)
@@ -253,6 +253,6 @@ def test_cli_synth_sem_and_errors(tmp_path, capsys):
 
 
 def test_synth_does_not_import_tensorflow():
-    code = ("import sys, rockseg.synth, rockseg.cli.synth; "
+    code = ("import sys, rockseg.data.synth, rockseg.cli.synth; "
             "sys.exit(1 if 'tensorflow' in sys.modules else 0)")
     assert subprocess.run([sys.executable, "-c", code]).returncode == 0

@@ -6,7 +6,7 @@ import json
 
 import numpy as np
 import pytest
-from rockseg import train
+from rockseg import training as train
 from rockseg.config import get_profile
 from rockseg.errors import DataError
 
@@ -107,7 +107,7 @@ def test_best_weights_follow_validation_miou(toy, tmp_path):
     assert info["best_val_miou"] == pytest.approx(max(hist))
     assert info["best_epoch"] == int(np.argmax(hist)) + 1
     # the returned model is the best one: re-evaluating it gives the best mIoU
-    from rockseg import runs
+    from rockseg import evaluation as runs
 
     predict = runs.keras_label_predictor(model, tile=32, batch_size=4)
     again = runs.evaluate_labels(predict, toy[2], toy[3], 4)
@@ -199,7 +199,7 @@ def test_weight_average_is_evaluated_checkpointed_and_resumed(toy, tmp_path):
     assert info["weight_average"] == {"decay": 0.9, "updates": 4}
     plain, _ = _fit(toy, tmp_path / "plain", epochs=2)
     assert not _close(m_last, plain, atol=1e-4)  # returned weights are the average, not the raw ones
-    from rockseg import runs
+    from rockseg import evaluation as runs
 
     again = runs.evaluate_labels(runs.keras_label_predictor(m_last, tile=32, batch_size=4), toy[2], toy[3], 4)
     assert again["miou"] == pytest.approx(info["val_history"][-1]["miou"], abs=1e-9)

@@ -1,4 +1,4 @@
-"""Lazy volume reading and chunked, all-or-nothing writing (rockseg.volumes)."""
+"""Lazy volume reading and chunked, all-or-nothing writing (rockseg.data.volumes)."""
 from __future__ import annotations
 
 import subprocess
@@ -7,7 +7,7 @@ import sys
 import numpy as np
 import pytest
 import tifffile
-from rockseg import volumes
+from rockseg.data import volumes
 from rockseg.errors import DataError, OutputExistsError
 
 
@@ -125,6 +125,6 @@ def test_output_equal_to_input_is_refused(tmp_path, vol):
 
 
 def test_import_does_not_load_tensorflow():
-    code = "import sys, rockseg.volumes, rockseg.analysis; print('tensorflow' in sys.modules)"
+    code = "import sys, rockseg.data.volumes, rockseg.analysis; print('tensorflow' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"

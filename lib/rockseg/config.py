@@ -10,6 +10,8 @@ import copy
 import os
 from pathlib import Path
 
+from rockseg.errors import RocksegError
+
 PROFILE_ENV = "ROCKSEG_PROFILE"
 DATASET_ENV = "ROCKSEG_DATASET"
 DATA_DIR_ENV = "ROCKSEG_DATA_DIR"
@@ -18,7 +20,9 @@ CACHE_DIR_ENV = "ROCKSEG_CACHE_DIR"
 DEFAULT_PROFILE = "cpu"
 
 # Every default that depends on the compute budget. Modules read their own keys;
-# callers override any of them by keyword. ``train_ema``: decay of a weight moving
+# callers override any of them by keyword (None included: ``train_ema=None`` turns the
+# average off). ``data_scaling``: how raw images become model input, fitted on the
+# training images (see rockseg.data.normalize; "auto" picks uint8/unit/fixed). ``train_ema``: decay of a weight moving
 # average that validation and the saved model use (None: off). ``eval_tta``: the
 # final val/test evaluation averages the 8 flips/rotations of each tile (validation
 # during training stays plain).
@@ -27,6 +31,7 @@ PROFILES: dict[str, dict] = {
         "description": "seconds, for CI: tiny shapes, one epoch",
         "synth_shape": (48, 96, 96),
         "notebook_slices": 2,
+        "data_scaling": "auto",
         # training (rockseg.train) and whole-slice evaluation (rockseg.runs)
         "train_model": "unet",
         "train_model_options": {"base_filters": 8, "depth": 3},
@@ -55,6 +60,7 @@ PROFILES: dict[str, dict] = {
         "description": "minutes on 2 CPU cores, real results",
         "synth_shape": (128, 256, 256),
         "notebook_slices": 9,
+        "data_scaling": "auto",
         # training: 16-filter Attention U-Net, 128² random crops of the 6 training slices,
         # Dice+Focal, Adam on one cosine period, val-mIoU checkpoints. Chosen on the
         # sandstone-versa validation slice (see README "Accuracy on real sandstone"): the
@@ -90,6 +96,7 @@ PROFILES: dict[str, dict] = {
         "description": "GPU-scale epochs and patch counts, as in the original projects",
         "synth_shape": (256, 256, 256),
         "notebook_slices": 9,
+        "data_scaling": "auto",
         # training: the original projects' scale (64-filter U-Net, 256² patches, 100s of epochs)
         "train_model": "unet",
         "train_model_options": {"base_filters": 64, "depth": 4},
@@ -121,16 +128,23 @@ def profile_name(name: str | None = None) -> str:
     """Resolve a profile name: the argument, else ``$ROCKSEG_PROFILE``, else ``cpu``."""
     name = name or os.environ.get(PROFILE_ENV) or DEFAULT_PROFILE
     if name not in PROFILES:
-        raise ValueError(f"unknown profile {name!r}; choose one of {sorted(PROFILES)}")
+        raise RocksegError(f"unknown profile {name!r}; choose one of {', '.join(sorted(PROFILES))}")
     return name
 
 
 def get_profile(name: str | None = None, **overrides) -> dict:
-    """Return a copy of a profile's settings with ``overrides`` applied."""
+    """A copy of a profile's settings with every one of ``overrides`` applied (None too:
+    it means "off" or "no limit" for the keys that allow it). An unknown key is a
+    :class:`~rockseg.errors.RocksegError` listing the valid ones."""
     resolved = profile_name(name)
     prof = copy.deepcopy(PROFILES[resolved])
+    unknown = sorted(set(overrides) - set(prof) - {"name"})
+    if unknown:
+        raise RocksegError(f"unknown profile key(s) {unknown}; valid keys: {', '.join(sorted(prof))}")
+    prof.update(overrides)
     prof["name"] = resolved
-    prof.update({k: v for k, v in overrides.items() if v is not None})
+    if isinstance(prof.get("synth_shape"), list):
+        prof["synth_shape"] = tuple(prof["synth_shape"])
     return prof
 
 

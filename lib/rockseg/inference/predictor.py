@@ -173,7 +173,7 @@ def load_predictor(run_dir) -> Predictor:
     scaling = as_scaling(data.get("scaling", data.get("normalization")))
     from rockseg._tf import keras
 
-    import rockseg.models  # noqa: F401  (registers the project's custom layers)
+    import rockseg.models.registry  # noqa: F401  (registers the project's custom layers)
 
     try:
         model = keras().models.load_model(str(mk), compile=False)

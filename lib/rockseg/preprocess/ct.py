@@ -20,6 +20,7 @@ import numpy as np
 from scipy import ndimage as ndi
 
 from rockseg.data.footprint import sample_footprint
+from rockseg.data.normalize import Scaling
 from rockseg.errors import DataError
 
 __all__ = [
@@ -80,8 +81,7 @@ def normalize_ct(volume, low: float = 0.5, high: float = 99.5, out_dtype="uint8"
             f"cannot normalise: the {low} and {high} percentiles are equal ({lo}); the image is (nearly) constant",
             path=path,
         )
-    scaled = (arr.astype(np.float32) - np.float32(lo)) / np.float32(hi - lo)
-    np.clip(scaled, 0.0, 1.0, out=scaled)
+    scaled = Scaling("fixed", float(lo), float(hi)).apply(arr, path=path)  # the one scaling
     dtype = _OUT_DTYPES[key]
     if dtype == np.float32:
         return scaled
@@ -89,8 +89,9 @@ def normalize_ct(volume, low: float = 0.5, high: float = 99.5, out_dtype="uint8"
     return np.rint(scaled * top).astype(dtype)
 
 
-def _to_unit_float(arr: np.ndarray):
-    """Float copy in [0, 1] and a function that converts back to the input dtype."""
+def _dtype_range_float(arr: np.ndarray):
+    """Float copy in [0, 1] of the dtype's full range, and a function that converts back
+    (a lossless round trip for the denoisers; not model-input scaling)."""
     if np.issubdtype(arr.dtype, np.integer):
         info = np.iinfo(arr.dtype)
         lo, span = float(info.min), float(info.max) - float(info.min)
@@ -156,7 +157,7 @@ def denoise(
 
     from skimage import restoration
 
-    unit, back = _to_unit_float(arr)
+    unit, back = _dtype_range_float(arr)
     if method == "nlm":
         if h is None:
             ref = unit if unit.ndim == 2 else unit[unit.shape[0] // 2]

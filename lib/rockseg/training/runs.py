@@ -89,7 +89,7 @@ def train_run(model_name: str | None = None, *, out, dataset: str | None = None,
     ``train_max_minutes`` may change); ``overwrite=True`` replaces a previous run.
     An existing run is otherwise refused with ``OutputExistsError`` before anything is written.
     """
-    from rockseg import models
+    from rockseg.models import registry as models
     from rockseg._tf import set_seed
     from rockseg.config import get_profile
 
