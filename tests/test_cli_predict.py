@@ -68,7 +68,7 @@ def test_predict_and_analyze_end_to_end(tmp_path, run_dir, volume, capsys):
 
     pred = infer.load_predictor(run_dir)
     probs = infer.predict_volume(image, pred, tile=32)
-    assert (probs.argmax(-1) == labels).mean() > 0.9999
+    np.testing.assert_array_equal(probs.argmax(-1), labels)  # the same global tile grid: equal
 
     # existing output is refused without --overwrite and left untouched
     before = out.read_bytes()
@@ -77,6 +77,9 @@ def test_predict_and_analyze_end_to_end(tmp_path, run_dir, volume, capsys):
     assert main(["predict", "--model", str(run_dir), "--input", str(src), "--output", str(out),
                  "--tile", "32", "--tta", "--axes", "zyx", "--overwrite", "--quiet"]) == 0
     capsys.readouterr()
+    both = infer.predict_volume(image, pred, tile=32, tta=True, axes="zyx").argmax(-1)
+    np.testing.assert_array_equal(tifffile.imread(out), both)
+    assert not np.array_equal(both, labels)  # 2.5D + TTA is a different prediction, and it was written
 
     assert main(["analyze", str(out), "--classes", *CLASSES, "--voxel-size", "2", "--json", "--no-psd"]) == 0
     rep = json.loads(capsys.readouterr().out)
@@ -117,6 +120,30 @@ def test_load_predictor_checks_run_json(tmp_path):
         infer.load_predictor(tmp_path / "no_ch")
     with pytest.raises(DataError, match="does not exist"):
         infer.load_predictor(tmp_path / "absent")
+    # evaluate and ensemble load networks through the same checks
+    from rockseg.evaluation import load_prob_predictor
+
+    record = {**json.loads((tmp_path / "bad_k" / "run.json").read_text()), "kind": "cnn", "config": {}}
+    with pytest.raises(DataError, match=r"model\.keras: model outputs 3 classes but run\.json says n_classes=4"):
+        load_prob_predictor(tmp_path / "bad_k", record)
+
+
+def test_predictor_carries_the_runs_scaling_and_evaluation_settings(tmp_path):
+    from rockseg import inference as infer
+
+    _save_run(tmp_path / "r")
+    rec = json.loads((tmp_path / "r" / "run.json").read_text())
+    rec["data"]["scaling"] = {"method": "fixed", "lo": 100.0, "hi": 200.0}
+    rec["config"] = {"eval_tile": 96, "eval_overlap": 0.5, "eval_tta": True, "eval_batch_size": 2}
+    (tmp_path / "r" / "run.json").write_text(json.dumps(rec))
+    pred = infer.load_predictor(tmp_path / "r")
+    assert pred.eval_settings == {"tile": 96, "overlap": 0.5, "tta": True, "batch_size": 2}
+    assert (pred.scaling.method, pred.scaling.lo, pred.scaling.hi) == ("fixed", 100.0, 200.0)
+    image = np.arange(150, 150 + 40 * 40, dtype=np.uint16).reshape(40, 40) % 300
+    got = infer.sliding_window_predict(image, pred)  # the run's own tile, overlap, TTA and scaling
+    scaled = np.clip((image.astype(np.float32) - 100) / 100, 0, 1)
+    want = infer.sliding_window_predict(scaled, pred, scaling="none", tile=96, overlap=0.5, tta=True)
+    np.testing.assert_array_equal(got, want)
 
 
 def test_scheduler_runs_blocks_on_a_dask_cluster(tmp_path, run_dir, volume):

@@ -10,13 +10,17 @@ from rockseg.evaluation import records
 from rockseg.evaluation.evaluate import split_data_of
 from rockseg.cli import main
 
+from _checks import assert_beats_majority_guess
+
 SMOKE = ["--dataset", "synthetic-sandstone", "--profile", "smoke", "--quiet"]
+# enough steps for BatchNorm's running statistics to settle, so the smoke model really learns
+LEARNS = ["--set", "train_steps_per_epoch=60", "--set", "train_batch_size=8", "--set", "train_lr=0.005"]
 
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     out = tmp_path_factory.mktemp("cli") / "unet-run"
-    rc = main(["train", *SMOKE, "--epochs", "1", "--out", str(out), "--seed", "3"])
+    rc = main(["train", *SMOKE, *LEARNS, "--epochs", "1", "--out", str(out), "--seed", "3"])
     assert rc == 0
     return out
 
@@ -39,6 +43,7 @@ def test_train_writes_a_complete_run_record(trained):
         assert np.array(m["confusion"]).shape == (4, 4)
         # whole held-out slices, not patches: every pixel of every slice is counted
         assert m["n_pixels"] == len(ds["split"][part]) * 96 * 96 == np.sum(m["confusion"])
+    assert_beats_majority_guess(rec)  # it learned something
     assert rec["training"]["epochs_run"] == 1 and rec["training"]["best_epoch"] == 1
     t = rec["timing"]
     assert t["train_seconds"] > 0 and t["train_images_per_second"] > 0 and t["inference_seconds_per_slice"] > 0
@@ -217,3 +222,17 @@ def test_eval_tta_profile_key_scores_the_run_with_tta(tmp_path):
     after = runs.load_run(out)
     assert after["metrics"]["test"]["confusion"] == rec["metrics"]["test"]["confusion"]
     assert after["metrics_no_tta"]["test"]["confusion"] == plain["test"]["confusion"]
+
+
+@pytest.mark.parametrize("setting, message", [
+    ("train_loss=hinge", "train_loss='hinge' is not valid"),
+    ("train_optimizer=rmsprop", "train_optimizer='rmsprop' is not valid"),
+    ('train_augment={"flip": true}', "unknown augmentation settings"),
+    ("train_epoch=3", "unknown profile key"),
+])
+def test_a_configuration_mistake_is_one_line_and_writes_nothing(tmp_path, capsys, setting, message):
+    out = tmp_path / "run"
+    assert main(["train", *SMOKE, "--set", setting, "--out", str(out)]) == 1
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
+    assert not out.exists()

@@ -4,6 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from rockseg.training import pipeline
+from rockseg.data import prepare_arrays
 from rockseg.errors import DataError
 
 
@@ -111,9 +112,16 @@ def test_small_images_are_padded_to_the_crop(rng):
 
 def test_uint8_images_are_normalised(rng):
     masks = [rng.integers(0, 2, (40, 40)).astype(np.uint8)]
-    images = [(masks[0] * 255).astype(np.uint8)]
-    x, _ = pipeline.prepare_arrays(images, masks, n_classes=2)
-    assert x[0].dtype == np.float32 and x[0].shape == (40, 40, 1) and x[0].max() == 1.0
+    images = [rng.integers(0, 256, (40, 40)).astype(np.uint8)]
+    x, _ = prepare_arrays(images, masks, n_classes=2)
+    assert x[0].dtype == np.float32 and x[0].shape == (40, 40, 1)
+    np.testing.assert_array_equal(x[0][..., 0], images[0].astype(np.float32) / np.float32(255))
+    # the training crops are windows of exactly that array
+    ds = pipeline.make_dataset(images, masks, patch_size=16, batch_size=4, augment=False, seed=1)
+    xb, yb = next(iter(ds))
+    for crop, lab in zip(xb.numpy(), yb.numpy()):
+        hits = [(i, j) for i in range(25) for j in range(25) if np.array_equal(crop, x[0][i:i + 16, j:j + 16])]
+        assert hits and any(np.array_equal(lab, masks[0][i:i + 16, j:j + 16]) for i, j in hits)
 
 
 def test_bad_input_raises_clear_errors(rng):
@@ -121,10 +129,10 @@ def test_bad_input_raises_clear_errors(rng):
     with pytest.raises(DataError, match=r"mask value 3 >= n_classes=3"):
         pipeline.make_dataset(images, masks, patch_size=32, batch_size=2, n_classes=3)
     with pytest.raises(DataError, match="does not match image shape"):
-        pipeline.prepare_arrays(images, [m[:-1] for m in masks])
+        prepare_arrays(images, [m[:-1] for m in masks])
     with pytest.raises(DataError, match="2 images but 1 masks"):
-        pipeline.prepare_arrays(images, masks[:1])
+        prepare_arrays(images, masks[:1])
     with pytest.raises(DataError, match="non-integer"):
-        pipeline.prepare_arrays(images, [m + 0.5 for m in masks])
+        prepare_arrays(images, [m + 0.5 for m in masks])
     with pytest.raises(ValueError, match="unknown augmentation settings"):
         pipeline.Augment.from_config({"rotate": 10})

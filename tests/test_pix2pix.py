@@ -1,6 +1,8 @@
 """pix2pix: losses fall on a toy problem, labels decode, save/load, registry entry."""
 from __future__ import annotations
 
+from _checks import assert_beats_majority_guess
+
 import numpy as np
 import pytest
 
@@ -122,15 +124,16 @@ def test_train_run_gives_pix2pix_a_run_record(tmp_path):
     from rockseg import training as train
 
     out = tmp_path / "gan"
-    opts = {**SMALL, "mode": "colour"}
+    # softmax mode learns at this budget (60 steps); colour mode does not yet (see the README)
+    opts = {**SMALL, "mode": "softmax", "learning_rate": 2e-3}
     rec = train.train_run("pix2pix", out=out, profile="smoke", dataset="synthetic-sandstone",
-                          model_options=opts, train_epochs=1)
+                          model_options=opts, train_epochs=1, train_steps_per_epoch=60, train_batch_size=8)
     assert rec["kind"] == "gan" and rec["status"] == "complete"
     assert rec["model"]["parameters"] > 0 and rec["model"]["discriminator_parameters"] > 0
     assert rec["metrics"]["val"]["slices"] and rec["metrics"]["test"]["slices"]
-    assert 0.0 <= rec["metrics"]["test"]["miou"] <= 1.0
+    assert_beats_majority_guess(rec)
     assert (out / "model.keras").is_file() and (out / "pix2pix" / "generator.keras").is_file()
-    assert (out / "history.csv").read_text().splitlines()[0].startswith("epoch,gen_total,gen_adv,gen_l1,disc")
+    assert (out / "history.csv").read_text().splitlines()[0].startswith("epoch,gen_total,gen_adv,gen_ce,disc")
     again = runs.evaluate_run(out)
     assert again["test"]["miou"] == pytest.approx(rec["metrics"]["test"]["miou"], abs=1e-12)
     assert infer.load_predictor(out).n_classes == rec["data"]["n_classes"]

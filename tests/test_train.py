@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from rockseg import training as train
 from rockseg.config import get_profile
-from rockseg.errors import DataError
+from rockseg.errors import DataError, RocksegError
 
 
 def _toy(rng, n, size=64):
@@ -149,14 +149,14 @@ def test_optimizers_losses_and_schedule():
     rates = [float(lr(s)) for s in (0, 5, 9, 10)]
     assert rates[0] == pytest.approx(1e-3) and rates[1] < rates[0] and rates[2] < rates[1]
     assert rates[3] == pytest.approx(1e-3)  # warm restart after one epoch
-    with pytest.raises(ValueError, match="unknown optimizer"):
+    with pytest.raises(RocksegError, match="unknown optimizer"):
         train.make_optimizer("rmsprop", 1e-3)
     y_true = np.array([[[0, 1], [2, 3]]])
     y_pred = np.full((1, 2, 2, 4), 0.25, np.float32)
     for name in ("dice_focal", "dice", "focal", "wce", "ce"):
         value = float(train.make_loss(name, [1.0, 2.0, 1.0, 2.0])(y_true, y_pred))
         assert np.isfinite(value) and value > 0, name
-    with pytest.raises(ValueError, match="unknown loss"):
+    with pytest.raises(RocksegError, match="unknown loss"):
         train.make_loss("hinge")
 
 
@@ -189,7 +189,7 @@ def test_weight_average_tracks_the_moving_mean_and_swaps_back():
     with avg.swapped():
         assert all(np.allclose(w, e, atol=1e-6) for w, e in zip(model.get_weights(), expected))
     assert all(np.array_equal(a, b) for a, b in zip(model.get_weights(), raw))
-    with pytest.raises(ValueError, match="train_ema"):
+    with pytest.raises(RocksegError, match="train_ema"):
         train.WeightAverage(model, 1.5)
 
 
@@ -206,3 +206,50 @@ def test_weight_average_is_evaluated_checkpointed_and_resumed(toy, tmp_path):
     _fit(toy, tmp_path / "cut", epochs=1, train_ema=0.9)
     resumed, info_r = _fit(toy, tmp_path / "cut", epochs=2, resume=True, train_ema=0.9)
     assert _same(resumed, m_last) and _mious(info_r) == _mious(info)
+
+
+def test_ce_uses_the_class_weights_it_records():
+    """`ce` with class weights is the weighted cross-entropy (run.json records them as used)."""
+    y_true = np.array([[[0, 1], [1, 1]]])
+    y_pred = np.tile(np.array([0.7, 0.3], np.float32), (1, 2, 2, 1))
+    plain = float(train.make_loss("ce")(y_true, y_pred))
+    weighted = float(train.make_loss("ce", [1.0, 3.0])(y_true, y_pred))
+    expected = np.mean([-np.log(0.7), -3 * np.log(0.3), -3 * np.log(0.3), -3 * np.log(0.3)])
+    assert weighted == pytest.approx(expected, rel=1e-5) and weighted > 2 * plain
+
+
+def test_profile_overrides_set_to_none_take_effect_and_unknown_keys_are_refused():
+    assert get_profile("cpu", train_ema=None)["train_ema"] is None
+    assert get_profile("cpu", train_max_minutes=None)["train_max_minutes"] is None
+    assert get_profile("smoke", train_ema=0.99)["train_ema"] == 0.99
+    assert get_profile("smoke", synth_shape=[16, 32, 32])["synth_shape"] == (16, 32, 32)
+    with pytest.raises(RocksegError, match="unknown profile key.*train_epoch"):
+        get_profile("smoke", train_epoch=3)
+    with pytest.raises(RocksegError, match="unknown profile"):
+        get_profile("fast")
+
+
+@pytest.mark.parametrize("key, value, message", [
+    ("train_loss", "hinge", "train_loss='hinge' is not valid; choose one of dice_focal"),
+    ("train_optimizer", "rmsprop", "train_optimizer='rmsprop'"),
+    ("train_schedule", "step", "train_schedule='step'"),
+    ("train_class_weights", "balanced", "train_class_weights='balanced'"),
+    ("train_augment", {"flip": True}, "train_augment: unknown augmentation settings"),
+    ("train_patch_size", 4, "train_patch_size must be an integer >= 8"),
+    ("train_ema", 2.0, "train_ema must be a decay"),
+])
+def test_a_bad_configuration_is_refused_before_anything_is_written(tmp_path, key, value, message):
+    out = tmp_path / "run"
+    with pytest.raises(RocksegError, match=message.replace("(", r"\(").replace("[", r"\[")):
+        train.train_run(out=out, dataset="synthetic-sandstone", profile="smoke", **{key: value})
+    assert not out.exists()
+
+
+def test_synth_shape_override_reaches_the_twin(tmp_path):
+    rec = train.baseline_run("otsu", out=tmp_path / "otsu", dataset="synthetic-sandstone", profile="smoke")
+    assert rec["timing"]["slice_shape"] == [96, 96]
+    from rockseg.training.runs import _load_data
+
+    data = _load_data("synthetic-sandstone", None, None, None, None,
+                      get_profile("smoke", synth_shape=(24, 40, 40)))
+    assert data.val[0][0].shape == (40, 40) and len(data.train[0]) + len(data.val[0]) + len(data.test[0]) <= 24

@@ -128,3 +128,42 @@ def test_import_does_not_load_tensorflow():
     code = "import sys, rockseg.data.volumes, rockseg.analysis; print('tensorflow' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_slice_folder_order_is_natural_and_hidden_files_are_skipped(tmp_path, rng):
+    """`slice2` comes before `slice10` for predict (lazy reader) and evaluate (read_volume) alike."""
+    from PIL import Image
+
+    from rockseg.data.io import read_volume
+
+    folder = tmp_path / "slices"
+    folder.mkdir()
+    planes = rng.integers(0, 65535, (12, 9, 7)).astype(np.uint16)
+    for z, plane in enumerate(planes, start=1):
+        Image.fromarray(plane).save(folder / f"slice{z}.png")  # 16-bit PNG, unpadded numbers
+    Image.fromarray(np.zeros((9, 7), np.uint8)).save(folder / "._slice3.png")  # macOS resource fork
+    lazy = volumes.open_volume(folder)
+    assert lazy.shape == (12, 9, 7) and lazy.dtype == np.uint16
+    np.testing.assert_array_equal(lazy[...], planes)
+    np.testing.assert_array_equal(lazy[9], planes[9])
+    np.testing.assert_array_equal(read_volume(folder), planes)
+    assert [f.name for f in lazy.files][:3] == ["slice1.png", "slice2.png", "slice3.png"]
+
+
+def test_every_tiff_writer_stores_the_voxel_size_alike(tmp_path, vol):
+    """write_tiff, the chunked VolumeWriter and export_labels_tiff share one writer."""
+    from rockseg.analysis import export_labels_tiff
+    from rockseg.data.io import write_tiff
+
+    labels = (vol % 4).astype(np.uint8)
+    write_tiff(tmp_path / "a.tif", labels, compression=None, voxel_size_um=2.5)
+    with volumes.create_output(tmp_path / "b.tif", labels.shape, np.uint8, voxel_size_um=2.5) as w:
+        w[...] = labels
+    export_labels_tiff(tmp_path / "c.tif", labels, voxel_size_um=2.5)
+    for name in ("a.tif", "b.tif", "c.tif"):
+        with tifffile.TiffFile(tmp_path / name) as tif:
+            np.testing.assert_array_equal(tif.asarray(), labels)
+            meta = tif.imagej_metadata
+            assert meta["spacing"] == 2.5 and meta["unit"] == "um", name
+            x_res = tif.pages[0].tags["XResolution"].value
+            assert x_res[0] / x_res[1] == pytest.approx(1 / 2.5), name

@@ -31,7 +31,7 @@ SLICE_SUFFIXES = TIFF_SUFFIXES + (".png", ".jpg", ".jpeg", ".bmp")
 
 __all__ = [
     "read_image", "read_volume", "write_tiff", "atomic_path", "read_json", "write_json",
-    "natural_key", "list_images", "list_slices",
+    "natural_key", "list_images", "list_slices", "write_bytes_atomic",
 ]
 
 
@@ -334,6 +334,15 @@ def atomic_path(path):
         raise
 
 
+
+
+def write_bytes_atomic(path, data: bytes) -> Path:
+    """Write ``data`` to ``path`` through :func:`atomic_path` (parent folders created)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(data)
+    return path
 
 
 # ------------------------------------------------------------------------- json

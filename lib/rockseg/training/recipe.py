@@ -100,8 +100,8 @@ def validate_config(cfg: dict) -> None:
         if not isinstance(value, int) or isinstance(value, bool) or value < low:
             raise RocksegError(f"{key} must be an integer >= {low}, got {value!r}")
     lr = cfg.get("train_lr")
-    if not isinstance(lr, (int, float)) or isinstance(lr, bool) or not lr > 0:
-        raise RocksegError(f"train_lr must be a positive number, got {lr!r}")
+    if not isinstance(lr, (int, float)) or isinstance(lr, bool) or not lr >= 0:
+        raise RocksegError(f"train_lr must be a number >= 0, got {lr!r}")
     overlap = cfg.get("eval_overlap")
     if not isinstance(overlap, (int, float)) or not 0 <= overlap < 1:
         raise RocksegError(f"eval_overlap must be in [0, 1), got {overlap!r}")
@@ -109,8 +109,8 @@ def validate_config(cfg: dict) -> None:
     if ema is not None and not (isinstance(ema, (int, float)) and 0 < ema < 1):
         raise RocksegError(f"train_ema must be a decay in (0, 1) or null, got {ema!r}")
     minutes = cfg.get("train_max_minutes")
-    if minutes is not None and not (isinstance(minutes, (int, float)) and minutes > 0):
-        raise RocksegError(f"train_max_minutes must be a positive number or null, got {minutes!r}")
+    if minutes is not None and not (isinstance(minutes, (int, float)) and minutes >= 0):
+        raise RocksegError(f"train_max_minutes must be a number >= 0 (0 or null: no limit), got {minutes!r}")
     try:
         Augment.from_config(cfg.get("train_augment", True))
     except (TypeError, ValueError) as exc:
