@@ -151,7 +151,7 @@ def _train_briefly(args, shape):
 
 def quality(args, work: Path):
     """Train the 16-filter U-Net briefly on one twin, compare z / zyx / TTA on a held-out twin."""
-    from rockseg.analysis import petrophysics as analysis
+    from rockseg import analysis
     from rockseg import inference as infer
     from rockseg._tf import set_seed
     from rockseg.evaluation.metrics import per_class_iou

@@ -7,7 +7,7 @@ Trains every model family with the profile's settings (one run folder each, resu
 finished runs are kept and skipped), fits the two baselines, builds the ensemble of the
 network with the best validation mIoU and the forest (weights chosen on the validation
 slice; without and with test-time augmentation), and prints one table from the run
-records (``rockseg.runs.results_table``): val/test mIoU, per-class test IoU, training
+records (``rockseg.evaluation.results_table``): val/test mIoU, per-class test IoU, training
 time. Selection uses the validation slice only; the test columns are reported, never tuned.
 On 2 CPU cores a full pass takes about an hour and a half with the cpu profile's 18-minute
 budget per network (the large encoders use all of it); ``--max-minutes`` caps every

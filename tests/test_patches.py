@@ -33,10 +33,10 @@ def test_round_trip_random(nd):
         patches, grid = patchify(x, patch, overlap=overlap, pad_mode=mode)
         assert patches.shape == (grid.n_patches, *patch, *channels)
         assert patches.dtype == x.dtype
-        for blend in ("mean", "first", "last", "center"):
-            y = unpatchify(patches, grid, blend=blend)
+        for merge in ("mean", "first", "last", "center"):
+            y = unpatchify(patches, grid, merge=merge)
             assert y.dtype == x.dtype and y.shape == x.shape
-            assert np.array_equal(y, x), (spatial, channels, patch, overlap, dtype, mode, blend)
+            assert np.array_equal(y, x), (spatial, channels, patch, overlap, dtype, mode, merge)
 
 
 def test_patches_are_the_windows():
@@ -57,12 +57,12 @@ def test_patches_are_the_windows():
     np.testing.assert_array_equal(p3[-1][2, :3], x[8, 4:7])
 
 
-def test_mean_blend_averages_disagreeing_patches():
+def test_mean_merge_averages_disagreeing_patches():
     x = np.zeros((1, 6), np.float32)
     patches, grid = patchify(x, (1, 4), overlap=(0, 2), pad_mode="constant")
     patches[0] = 1.0
     patches[1] = 3.0
-    y = unpatchify(patches, grid, blend="mean")
+    y = unpatchify(patches, grid, merge="mean")
     np.testing.assert_allclose(y[0], [1, 1, 2, 2, 3, 3])
     np.testing.assert_allclose(unpatchify(patches, grid, "first")[0], [1, 1, 1, 1, 3, 3])
     np.testing.assert_allclose(unpatchify(patches, grid, "last")[0], [1, 1, 3, 3, 3, 3])
@@ -90,8 +90,8 @@ def test_ambiguous_and_bad_arguments():
         patchify(np.zeros((8, 8)), 4, overlap=4)
     with pytest.raises(DataError, match="grid expects"):
         unpatchify(patches[:-1], grid)
-    with pytest.raises(ValueError, match="blend"):
-        unpatchify(patches, grid, blend="max")
+    with pytest.raises(ValueError, match="merge must be one of"):
+        unpatchify(patches, grid, merge="max")
 
 
 def test_random_crops_aligned_and_seeded():

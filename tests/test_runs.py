@@ -106,6 +106,16 @@ def test_results_table_collects_runs(tmp_path):
         runs.results_table([tmp_path / "missing"])
 
 
+def test_results_table_shows_the_weights_actually_used(tmp_path):
+    """A run whose ImageNet download failed shows its random fallback, not 'imagenet'."""
+    rec = _record("sm_unet")
+    rec["model"]["options"] = {"backbone": "resnet34", "regime": "imagenet"}
+    rec["model"]["info"] = {"weights": "random (fallback: ImageNet weights unavailable: URL fetch failure)"}
+    runs.write_run(tmp_path / "fallback", rec)
+    (row,) = runs.results_table([tmp_path / "fallback"], as_dataframe=False)
+    assert row["regime"] == "imagenet" and row["weights"].startswith("random (fallback")
+
+
 def _write_pairs(folder, rng, n=4, values=(0, 1, 2)):
     from PIL import Image
 

@@ -21,7 +21,8 @@ from rockseg.errors import DataError
 
 __all__ = ["PatchGrid", "patch_positions", "patchify", "random_crops", "unpatchify"]
 
-BLENDS = ("mean", "first", "last", "center")
+# how overlapping patches are merged back (not rockseg.inference.BLENDS, the tile blending windows)
+MERGES = ("mean", "first", "last", "center")
 
 
 @dataclass(frozen=True, eq=False)
@@ -136,7 +137,7 @@ def patchify(array, patch_size, step=None, *, overlap=0, pad_mode="reflect",
 
 
 def _center_region(pos, grid: PatchGrid):
-    """Slices (inside the patch) of the part a patch owns under ``blend="center"``."""
+    """Slices (inside the patch) of the part a patch owns under ``merge="center"``."""
     sl = []
     for o, p, s, c in zip(pos, grid.patch_size, grid.step, grid.counts):
         k = o // s
@@ -147,18 +148,18 @@ def _center_region(pos, grid: PatchGrid):
     return tuple(sl)
 
 
-def unpatchify(patches, grid: PatchGrid, blend: str = "mean") -> np.ndarray:
+def unpatchify(patches, grid: PatchGrid, merge: str = "mean") -> np.ndarray:
     """Reassemble patches made by :func:`patchify` into an array of ``grid.shape``.
 
-    Overlaps are resolved by ``blend``: ``"mean"`` (average; exact where the
+    Overlaps are resolved by ``merge``: ``"mean"`` (average; exact where the
     patches agree), ``"first"``/``"last"`` (the lowest/highest-numbered patch
     wins: use for label patches) or ``"center"`` (each pixel from the patch
     whose centre region holds it, avoiding patch borders). The result has the
     patches' dtype; integer means are rounded.
     """
     patches = np.asarray(patches)
-    if blend not in BLENDS:
-        raise ValueError(f"blend must be one of {BLENDS}, got {blend!r}")
+    if merge not in MERGES:
+        raise ValueError(f"merge must be one of {MERGES}, got {merge!r}")
     nd = grid.spatial_dims
     extra = tuple(grid.shape[nd:])
     expected = (grid.n_patches, *grid.patch_size, *extra)
@@ -169,16 +170,16 @@ def unpatchify(patches, grid: PatchGrid, blend: str = "mean") -> np.ndarray:
     def window(pos):
         return tuple(slice(o, o + p) for o, p in zip(pos, grid.patch_size))
 
-    if blend == "center":
+    if merge == "center":
         for patch, pos in zip(patches, grid.positions):
             inner = _center_region(pos, grid)
             outer = tuple(slice(o + s.start, o + s.stop) for o, s in zip(pos, inner))
             out[outer] = patch[inner]
     else:
-        order = range(grid.n_patches) if blend == "last" else range(grid.n_patches - 1, -1, -1)
+        order = range(grid.n_patches) if merge == "last" else range(grid.n_patches - 1, -1, -1)
         for i in order:  # later writes win
             out[window(grid.positions[i])] = patches[i]
-        if blend == "mean" and any(s < p for s, p in zip(grid.step, grid.patch_size)):
+        if merge == "mean" and any(s < p for s, p in zip(grid.step, grid.patch_size)):
             # mean = first + mean(patch - first): exactly ``first`` wherever patches agree
             acc = np.zeros(out.shape, np.float64)
             cnt = np.zeros(grid.padded_shape, np.float64)
