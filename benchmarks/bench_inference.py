@@ -93,7 +93,7 @@ def throughput(args, work: Path):
     run_dir = work / "run"
     make_run_dir(run_dir)
     rows = []
-    jobs = [(s, []) for s in args.sizes]
+    jobs = [(s, ["--precision", q]) for s in args.sizes for q in args.precisions]
     if args.tta_size:
         for extra in ([], ["--tta"], ["--axes", "zyx"]):
             jobs.append((args.tta_size, extra))
@@ -107,17 +107,22 @@ def throughput(args, work: Path):
         load = os.getloadavg()[0]
         summary, rss, wall, cpu = run_predict(run_dir, src, work / "labels.tif", extra + args.extra)
         row = {"shape (ZxYxX)": "x".join(map(str, shape)), "options": " ".join(extra) or "z",
+               "precision": summary.get("precision"),
                "Mvoxel/s": summary["voxels_per_second"] / 1e6, "predict s": summary["seconds"],
                "process s": wall, "CPU s": cpu, "peak RSS MB": rss, "load before": load,
                "tile": summary["tile"], "chunk": summary["chunk"]}
         rows.append(row)
         print(json.dumps(row), flush=True)
-    print("\n| volume (Z×Y×X) | options | Mvoxel/s | predict s | process s | CPU s (user+sys) "
-          "| peak RSS (MB) | load avg before |")
-    print("|---|---|---|---|---|---|---|---|")
+    print("\n| volume (Z×Y×X) | options | precision | Mvoxel/s | vs float32 | predict s | process s "
+          "| CPU s (user+sys) | peak RSS (MB) | load avg before |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    base = {r["shape (ZxYxX)"]: r["Mvoxel/s"] for r in rows if r["precision"] == "float32"}
     for r in rows:
-        print(f"| {r['shape (ZxYxX)']} | {r['options']} | {r['Mvoxel/s']:.2f} | {r['predict s']:.1f} | "
-              f"{r['process s']:.1f} | {r['CPU s']:.0f} | {r['peak RSS MB']:.0f} | {r['load before']:.1f} |")
+        ref = base.get(r["shape (ZxYxX)"])
+        vs = f"{r['Mvoxel/s'] / ref:.2f}x" if ref else "–"
+        print(f"| {r['shape (ZxYxX)']} | {r['options']} | {r['precision']} | {r['Mvoxel/s']:.2f} | {vs} | "
+              f"{r['predict s']:.1f} | {r['process s']:.1f} | {r['CPU s']:.0f} | {r['peak RSS MB']:.0f} | "
+              f"{r['load before']:.1f} |")
 
 
 def _train_briefly(args, shape):
@@ -199,6 +204,8 @@ def main(argv=None):
     ap.add_argument("--sizes", nargs="*", default=["256", "512"],
                     help="volumes: N for N^3 or XxYxZ (e.g. 1024x1024x256)")
     ap.add_argument("--tta-size", default=None, help="size at which to also time --tta and --axes zyx")
+    ap.add_argument("--precisions", nargs="*", default=["float32", "bfloat16"],
+                    help="predict each volume under each precision (float32, bfloat16, float16, auto)")
     ap.add_argument("--extra", nargs=argparse.REMAINDER, default=[], help="more `rockseg predict` options")
     ap.add_argument("--quality", action="store_true", help="train briefly and compare z / zyx / TTA accuracy")
     ap.add_argument("--q-size", type=int, default=96, help="twin edge for --quality")

@@ -79,7 +79,7 @@ def test_fit_writes_history_logs_and_checkpoints(toy, tmp_path):
     assert float(rows[1]["val_miou"]) == pytest.approx(info["val_history"][1]["miou"])
     assert list((tmp_path / "a" / "logs").rglob("events.out.tfevents.*"))
     state = json.loads((tmp_path / "a" / "checkpoints" / "state.json").read_text())
-    assert state["epoch"] == 2 and (tmp_path / "a" / "checkpoints" / "best.weights.h5").is_file()
+    assert state["epoch"] == 2 and (tmp_path / "a" / "checkpoints" / "best.h5").is_file()
     assert len(list((tmp_path / "a" / "checkpoints").glob("last-*.index"))) == 1  # older ones removed
 
 

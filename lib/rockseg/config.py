@@ -22,7 +22,9 @@ DEFAULT_PROFILE = "cpu"
 # Every default that depends on the compute budget. Modules read their own keys;
 # callers override any of them by keyword (None included: ``train_ema=None`` turns the
 # average off). ``data_scaling``: how raw images become model input, fitted on the
-# training images (see rockseg.data.normalize; "auto" picks uint8/unit/fixed). ``train_ema``: decay of a weight moving
+# training images (see rockseg.data.normalize; "auto" picks uint8/unit/fixed).
+# ``train_precision`` / ``eval_precision``: float32, bfloat16, float16 or auto (see
+# rockseg.models.precision; auto = bfloat16 where the CPU or GPU computes it natively). ``train_ema``: decay of a weight moving
 # average that validation and the saved model use (None: off). ``eval_tta``: the
 # final val/test evaluation averages the 8 flips/rotations of each tile (validation
 # during training stays plain).
@@ -51,10 +53,12 @@ PROFILES: dict[str, dict] = {
         "train_patience": 5,
         "train_ema": None,
         "train_max_minutes": 2.0,
+        "train_precision": "float32",
         "eval_tile": 64,
         "eval_overlap": 0.25,
         "eval_tta": False,
         "eval_batch_size": 8,
+        "eval_precision": "float32",
     },
     "cpu": {
         "description": "minutes on 2 CPU cores, real results",
@@ -85,12 +89,16 @@ PROFILES: dict[str, dict] = {
         "train_patience": 25,
         "train_ema": None,
         "train_max_minutes": 18.0,
+        # float32 until bfloat16 is measured on the sandstone-versa validation slice on a CPU
+        # that computes it natively (AMX / AVX-512 BF16); --precision auto uses it there
+        "train_precision": "float32",
         "eval_tile": 256,
         "eval_overlap": 0.25,
         # the 8 flips/rotations raised validation mIoU of every network on sandstone-versa
         # (+0.0026 to +0.0041 for the four best); it costs 8x inference on the final val/test slices only
         "eval_tta": True,
         "eval_batch_size": 4,
+        "eval_precision": "float32",
     },
     "full": {
         "description": "GPU-scale epochs and patch counts, as in the original projects",
@@ -116,10 +124,12 @@ PROFILES: dict[str, dict] = {
         "train_patience": 30,
         "train_ema": None,
         "train_max_minutes": None,
+        "train_precision": "auto",
         "eval_tile": 512,
         "eval_overlap": 0.25,
         "eval_tta": False,
         "eval_batch_size": 8,
+        "eval_precision": "auto",
     },
 }
 

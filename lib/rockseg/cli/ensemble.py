@@ -1,7 +1,7 @@
 """``rockseg ensemble``: average the class probabilities of finished runs and score the result."""
 from __future__ import annotations
 
-from rockseg.cli._options import add_data_dir
+from rockseg.cli._options import add_data_dir, add_precision
 
 
 def add_parser(subparsers):
@@ -24,6 +24,7 @@ def add_parser(subparsers):
     p.add_argument("--tta", action="store_true", default=None,
                    help="network members predict with 8-fold flip/rotation test-time augmentation "
                         "(default: as each member's run was evaluated, its eval_tta setting)")
+    add_precision(p, "as each member's run was evaluated")
     return p
 
 
@@ -40,7 +41,7 @@ def run(args) -> int:
         except ValueError:
             raise RocksegError(f"--weights takes numbers or 'val', got {' '.join(args.weights)}") from None
     rec = evaluation.ensemble_run(args.runs, out=args.out, weights=weights, data_dir=args.data_dir, tta=args.tta,
-                            overwrite=args.overwrite)
+                                  overwrite=args.overwrite, precision=args.precision)
     print(evaluation.format_metrics(rec))
     print(f"run folder: {args.out}")
     return 0

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from rockseg.cli._options import add_data_dir
+from rockseg.cli._options import add_data_dir, add_precision
 from rockseg.errors import DataError
 
 TIFF_SUFFIXES = (".tif", ".tiff")
@@ -53,6 +53,7 @@ def add_parser(subparsers):
                    help="optional region mask file (non-zero = count the pixel), e.g. the "
                         "sample cylinder")
     p.add_argument("--json", action="store_true", help="print the metrics as JSON")
+    add_precision(p, "the precision the run was evaluated in (another one is stored as metrics_<precision>)")
     return p
 
 
@@ -111,11 +112,12 @@ def _run_record(args) -> int:
     if args.pred or args.truth:
         raise DataError("give either RUN_DIR or --pred/--truth, not both")
     record = runs.load_run(args.run_dir)
-    if args.recompute or args.tta:
+    if args.recompute or args.tta or args.precision:
         record["metrics"] = runs.evaluate_run(args.run_dir, data_dir=args.data_dir, write=args.write,
-                                              tta=True if args.tta else None)
+                                              tta=True if args.tta else None, precision=args.precision)
     if args.json:
-        keys = ("run_dir", "status", "kind", "model", "dataset", "seed", "metrics", "timing", "training")
+        keys = ("run_dir", "status", "kind", "model", "dataset", "seed", "precision", "metrics", "timing",
+                "training")
         out = {k: record.get(k) for k in keys}
         out["dataset"] = {k: v for k, v in (record.get("dataset") or {}).items() if k in ("name", "split")}
         print(json.dumps(json_safe(out), indent=2, allow_nan=False, default=str))

@@ -5,6 +5,7 @@ import argparse
 import json
 from pathlib import Path
 
+from rockseg.cli._options import add_precision
 from rockseg.errors import DataError
 
 
@@ -51,6 +52,7 @@ def add_parser(subparsers):
                    help="address of a dask distributed scheduler to run the blocks on (needs `distributed`)")
     p.add_argument("--overwrite", action="store_true", help="replace existing output files")
     p.add_argument("--json", action="store_true", help="print the run summary as JSON")
+    add_precision(p, "the precision the run was evaluated in")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     return p
 
@@ -74,7 +76,7 @@ def run(args) -> int:
     if args.tile is not None and args.tile < 8:
         raise DataError(f"--tile must be at least 8 pixels, got {args.tile}")
     volumes.open_volume(inp)  # unreadable input fails here, before TensorFlow loads
-    predictor = inference.load_predictor(args.model)
+    predictor = inference.load_predictor(args.model, precision=args.precision)
     summary = inference.predict_volume_chunked(
         inp, predictor, out, chunk=args.chunk, axes=args.axes, tta=args.tta, tile=args.tile,
         overlap=args.overlap, blend=args.blend, batch_size=args.batch_size,
@@ -94,7 +96,7 @@ def run(args) -> int:
         given = {"tile": args.tile, "overlap": args.overlap, "tta": args.tta}
         how = ", ".join(f"{k} {summary[k]}" + ("" if given[k] is not None else " (run's own)")
                         for k in ("tile", "overlap", "tta"))
-        print(f"settings: {how}; scaling {summary['scaling']}")
+        print(f"settings: {how}; scaling {summary['scaling']}; precision {summary['precision']}")
         for n, f in summary["phase_fractions"].items():
             print(f"  {n:>12s}: {f:.4f}")
         if args.uncertainty:

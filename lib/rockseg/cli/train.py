@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import json
 
-from rockseg.cli._options import add_data_dir
+from rockseg.cli._options import add_data_dir, add_precision
 
 
 def add_parser(subparsers):
@@ -59,6 +59,7 @@ def add_parser(subparsers):
     p.add_argument("--epochs", type=int, default=None, metavar="N", help="number of epochs (train_epochs)")
     p.add_argument("--max-minutes", type=float, default=None, metavar="M",
                    help="stop gracefully after M minutes of training (0 = no limit)")
+    add_precision(p, "the profile's train_precision / eval_precision")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override a profile key, VALUE parsed as JSON when possible "
                         "(e.g. train_lr=3e-4, train_loss=wce, train_augment=false)")
@@ -104,6 +105,8 @@ def run(args) -> int:
         overrides["train_epochs"] = args.epochs
     if args.max_minutes is not None:
         overrides["train_max_minutes"] = args.max_minutes
+    if args.precision is not None:  # training and its final evaluation
+        overrides["train_precision"] = overrides["eval_precision"] = args.precision
     if args.resume:
         if not args.out:
             raise RocksegError("--resume needs --out RUN_DIR")

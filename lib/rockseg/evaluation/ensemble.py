@@ -28,7 +28,7 @@ from rockseg.evaluation.tables import find_runs
 __all__ = ["ensemble_run", "tune_weights"]
 
 def ensemble_run(run_dirs, *, out, weights=None, data_dir=None, overwrite: bool = False,
-                 tta: bool | None = None) -> dict:
+                 tta: bool | None = None, precision: str | None = None) -> dict:
     """Average the class probabilities of finished runs and score the ensemble like a run.
 
     Members must share the dataset, split and classes. ``weights``: one per run, or
@@ -36,6 +36,7 @@ def ensemble_run(run_dirs, *, out, weights=None, data_dir=None, overwrite: bool 
     with the best mIoU on the **validation** images; test images are never looked at to
     choose them. ``tta=True``/``False``: network members predict with/without the 8
     flips/rotations; None: as each member's run was evaluated (its ``eval_tta``).
+    ``precision``: network members compute in it (None: each member's own).
     Writes ``out/run.json`` (kind ``ensemble``; ``model.members`` are the member
     folders) and returns the record.
     """
@@ -64,13 +65,13 @@ def ensemble_run(run_dirs, *, out, weights=None, data_dir=None, overwrite: bool 
     if tune:
         if "val" not in subsets:
             raise DataError("weights='val' needs validation images in the split", path=dirs[0] / RUN_FILE)
-        w = tune_weights([load_prob_predictor(d, tta=tta) for d in dirs], *subsets["val"], data.n_classes)
+        w = tune_weights([load_prob_predictor(d, tta=tta, precision=precision) for d in dirs], *subsets["val"], data.n_classes)
     record = {
         "schema": SCHEMA, "status": "evaluating", "kind": "ensemble", "created": now_iso(),
         "model": {"name": "ensemble", "members": [str(d) for d in dirs], "weights": w,
                   "member_models": [r["model"]["name"] for r in recs],
                   "parameters": sum(int(r["model"].get("parameters") or 0) for r in recs)},
-        "config": {"name": ref.get("config", {}).get("name"), "tta": tta,
+        "config": {"name": ref.get("config", {}).get("name"), "tta": tta, "precision": precision,
                    "members": [r.get("config", {}) for r in recs]},
         "seed": ref.get("seed"), "dataset": ref["dataset"], "data": ref["data"],
         "metrics": {}, "timing": {}, "versions": package_versions(),

@@ -60,7 +60,7 @@ def evaluate_labels(predict, images, masks, n_classes: int, class_names=None, *,
 
 
 def evaluate_run(run_dir, *, data_dir=None, subsets=("val", "test"), write: bool = False,
-                 tta: bool | None = None) -> dict:
+                 tta: bool | None = None, precision: str | None = None) -> dict:
     """Recompute a finished run's metrics from its saved model on whole held-out slices.
 
     Reads the dataset named in run.json (``data_dir`` as for ``load_dataset``),
@@ -68,25 +68,36 @@ def evaluate_run(run_dir, *, data_dir=None, subsets=("val", "test"), write: bool
     ``tta``: predict every tile of a network under the 8 flips/rotations and average
     (None: the run's own ``eval_tta`` setting). Metrics computed with the run's own
     setting go to ``metrics``; the other setting's to ``metrics_tta``/``metrics_no_tta``,
-    so the recorded ones are never replaced by differently computed numbers.
+    so the recorded ones are never replaced by differently computed numbers. ``precision``
+    likewise (None: the run's own): another precision's metrics go to
+    ``metrics_<precision>`` (``metrics_tta_bfloat16`` with both changed).
     """
+    from rockseg.models.precision import check_precision, resolve_precision
+
     rec = load_run(run_dir, strict=True)
     data = split_data_of(rec, data_dir)
-    predict = load_label_predictor(run_dir, rec, tta=tta)
+    if precision is not None:
+        precision = resolve_precision(check_precision(precision))
+    predict = load_label_predictor(run_dir, rec, tta=tta, precision=precision)
     out = {s: evaluate_labels(predict, x, y, data.n_classes, data.class_names, ids=data.split[s])
            for s, (x, y) in held_out(data, subsets).items()}
     if write:
         rec = load_run(run_dir)
         cfg = rec.get("config", {})
         own = cfg.get("tta") if rec["kind"] == "ensemble" else bool(cfg.get("eval_tta", False))
-        key = "metrics" if tta is None or tta == own else ("metrics_tta" if tta else "metrics_no_tta")
+        own_precision = (rec.get("precision") or {}).get("eval", "float32")
+        parts = [] if tta is None or tta == own else ["tta" if tta else "no_tta"]
+        if precision is not None and precision != own_precision and rec["kind"] in ("cnn", "gan"):
+            parts.append(precision)
+        key = "_".join(["metrics"] + parts)
         rec.setdefault(key, {}).update(out)
         rec.pop("run_dir", None)
         write_run(run_dir, rec)
     return out
 
 
-def load_prob_predictor(run_dir, record: dict | None = None, *, tta: bool | None = None):
+def load_prob_predictor(run_dir, record: dict | None = None, *, tta: bool | None = None,
+                        precision: str | None = None):
     """``raw image → class probabilities (H, W, K)`` for the model saved in a run folder.
 
     Networks: :func:`~rockseg.inference.load_predictor` (its checks, the run's scaling and
@@ -94,14 +105,17 @@ def load_prob_predictor(run_dir, record: dict | None = None, *, tta: bool | None
     flips/rotations of each tile; None: the run's ``eval_tta`` setting); random forest:
     ``predict_proba``; Otsu: one-hot of its labels; ensembles: the weighted mean of
     their members' probabilities (members with TTA when the ensemble was built with it).
+    ``precision``: networks compute in it (None: as each run was evaluated).
     """
     rec = record or load_run(run_dir, strict=True)
     run_dir = Path(run_dir)
     n_classes = int(rec["data"]["n_classes"])
     cfg = rec.get("config", {})
-    if rec["kind"] == "ensemble":  # tta None: the ensemble's setting, else each member's own
+    if rec["kind"] == "ensemble":  # None: the ensemble's setting, else each member's own
         member_tta = tta if tta is not None else cfg.get("tta")
-        members = [load_prob_predictor(m, tta=member_tta) for m in rec["model"]["members"]]
+        member_precision = precision if precision is not None else cfg.get("precision")
+        members = [load_prob_predictor(m, tta=member_tta, precision=member_precision)
+                   for m in rec["model"]["members"]]
         weights = np.asarray(rec["model"]["weights"], np.float32)
 
         def ensemble_probs(image):
@@ -127,7 +141,7 @@ def load_prob_predictor(run_dir, record: dict | None = None, *, tta: bool | None
             return np.eye(n_classes, dtype=np.float32)[np.asarray(model.predict(image))]
 
         return baseline_probs
-    predictor = load_predictor(run_dir)
+    predictor = load_predictor(run_dir, precision=precision)
 
     def network_probs(image):
         return sliding_window_predict(image, predictor, blend="gaussian", tta=tta)
@@ -135,9 +149,10 @@ def load_prob_predictor(run_dir, record: dict | None = None, *, tta: bool | None
     return network_probs
 
 
-def load_label_predictor(run_dir, record: dict | None = None, *, tta: bool | None = None):
+def load_label_predictor(run_dir, record: dict | None = None, *, tta: bool | None = None,
+                         precision: str | None = None):
     """``image → labels`` (uint8) for the model saved in a run folder (network, baseline or ensemble)."""
-    probs = load_prob_predictor(run_dir, record, tta=tta)
+    probs = load_prob_predictor(run_dir, record, tta=tta, precision=precision)
 
     def predict(image):
         return np.argmax(np.asarray(probs(image)), axis=-1).astype(np.uint8)

@@ -43,6 +43,7 @@ class Predictor:
         self.channels = None if channels is None else int(channels)
         self.class_names = list(class_names) if class_names is not None else None
         self.scaling = as_scaling(scaling)
+        self.precision = None  # set by load_predictor: the precision the network computes in
         self.eval_settings = {**EVAL_DEFAULTS, **(eval_settings or {})}
         self.size_multiple = max(1, int(size_multiple))
         self.tile_shape = None if tile_shape is None else tuple(int(t) for t in tile_shape)
@@ -138,14 +139,16 @@ def _eval_settings(record: dict) -> dict:
     return {k: cfg[v] for k, v in _EVAL_KEYS.items() if cfg.get(v) is not None}
 
 
-def load_predictor(run_dir) -> Predictor:
+def load_predictor(run_dir, precision: str | None = None) -> Predictor:
     """Load ``RUN_DIR/model.keras`` with what ``RUN_DIR/run.json`` says about it.
 
     Checks that the model's output classes and input channels agree with run.json's
     ``data.n_classes``/``data.class_names``/``data.channels``, and raises
     :class:`DataError` naming the file otherwise. The predictor carries the run's input
     scaling (``data.scaling``) and evaluation settings (``eval_tile``, ``eval_overlap``,
-    ``eval_tta``, ``eval_batch_size``). Used by ``predict``, ``evaluate`` and ``ensemble``.
+    ``eval_tta``, ``eval_batch_size``). ``precision`` (float32, bfloat16, float16, auto)
+    rebuilds the network under that policy; None: the precision the run was evaluated in.
+    Used by ``predict``, ``evaluate`` and ``ensemble``.
     """
     rd = Path(run_dir).expanduser()
     if not rd.is_dir():
@@ -175,10 +178,17 @@ def load_predictor(run_dir) -> Predictor:
 
     import rockseg.models.registry  # noqa: F401  (registers the project's custom layers)
 
+    from rockseg.models.precision import check_precision, resolve_precision, with_precision
+
+    if precision is None:
+        precision = (record.get("precision") or {}).get("eval") or \
+            (record.get("config") or {}).get("eval_precision") or "float32"
+    check_precision(precision)
     try:
         model = keras().models.load_model(str(mk), compile=False)
     except Exception as exc:
         raise DataError(f"cannot load model: {exc}", path=mk) from exc
+    model = with_precision(model, precision)
     pred = keras_predictor(model, class_names=names, scaling=scaling, name=rd.name, run_dir=rd,
                            eval_settings=_eval_settings(record))
     k_model = int(model.output_shape[-1])
@@ -188,4 +198,5 @@ def load_predictor(run_dir) -> Predictor:
         raise DataError(f"model takes {pred.channels} input channels but run.json says "
                         f"channels={channels}", path=mk)
     pred.n_classes = n_classes
+    pred.precision = resolve_precision(precision)
     return pred

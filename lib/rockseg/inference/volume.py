@@ -268,7 +268,7 @@ def predict_volume_chunked(source, predictor, output=None, *, chunk=None, axes="
         if scheduler:
             results = _run_distributed(scheduler, pred, src_path, blocks, dict(
                 axes=axes, tta=tta, tile=tile, overlap=overlap, blend=blend, batch_size=batch_size,
-                margin=margin, uncertainty=unc_kind, scaling=norm.to_dict()))
+                margin=margin, uncertainty=unc_kind, scaling=norm.to_dict(), precision=pred.precision))
         else:
             results = ((rng3, _predict_block(vol, rng3, norm, pred, plans, ax, tta,
                                              batch_size, unc_kind)) for rng3 in blocks)
@@ -296,7 +296,7 @@ def predict_volume_chunked(source, predictor, output=None, *, chunk=None, axes="
         "uncertainty": None if uncertainty_path is None else str(uncertainty_path),
         "shape": list(shape3), "chunk": list(chunk), "axes": axes, "tta": bool(tta),
         "tile": plans[ax[0]][2].t, "overlap": overlap, "blend": blend, "batch_size": batch_size,
-        "scaling": norm.to_dict(),
+        "scaling": norm.to_dict(), "precision": pred.precision,
         "n_blocks": len(blocks), "seconds": seconds, "voxels_per_second": n_vox / seconds,
         "class_counts": label_counts.tolist(),
         "member_names": _member_names(ax, tta, plans),
@@ -311,9 +311,10 @@ _WORKER_PREDICTORS: dict = {}
 
 def _remote_block(run_dir, src, rng3, opts):
     """Run one block on a dask worker (the model is loaded once per worker process)."""
-    pred = _WORKER_PREDICTORS.get(run_dir)
+    key = (run_dir, opts.get("precision"))
+    pred = _WORKER_PREDICTORS.get(key)
     if pred is None:
-        pred = _WORKER_PREDICTORS[run_dir] = load_predictor(run_dir)
+        pred = _WORKER_PREDICTORS[key] = load_predictor(run_dir, precision=opts.get("precision"))
     vol = volumes.open_volume(src)
     ax = parse_axes(opts["axes"])
     plans = axis_plans(vol.shape[:3], pred, ax, opts["tile"], opts["overlap"], opts["blend"], opts["margin"])

@@ -150,6 +150,15 @@ def build_discriminator(input_shape, target_channels, *, base_filters=64, n_laye
     return keras.Model([image, target], out, name="pix2pix_discriminator")
 
 
+def _scaled(optimizer, loss):
+    """The loss a LossScaleOptimizer (float16) wants differentiated; else the loss itself."""
+    return optimizer.get_scaled_loss(loss) if hasattr(optimizer, "get_scaled_loss") else loss
+
+
+def _unscaled(optimizer, grads):
+    return optimizer.get_unscaled_gradients(grads) if hasattr(optimizer, "get_unscaled_gradients") else grads
+
+
 class Pix2Pix:
     """Conditional GAN for segmentation (not a ``keras.Model``: two networks, two optimisers).
 
@@ -208,6 +217,9 @@ class Pix2Pix:
         c = self.config
         self.gen_optimizer = keras.optimizers.Adam(c["learning_rate"], beta_1=c["beta_1"])
         self.disc_optimizer = keras.optimizers.Adam(c["learning_rate"], beta_1=c["beta_1"])
+        if keras.mixed_precision.global_policy().name == "mixed_float16":  # float16: dynamic loss scaling
+            self.gen_optimizer = keras.mixed_precision.LossScaleOptimizer(self.gen_optimizer)
+            self.disc_optimizer = keras.mixed_precision.LossScaleOptimizer(self.disc_optimizer)
         self._bce = keras.losses.BinaryCrossentropy(from_logits=True)
         self._colours_tanh = tf.constant(self.class_colours.astype(np.float32) / 127.5 - 1.0)
         self._step = tf.function(self._train_step, reduce_retracing=True)
@@ -233,10 +245,14 @@ class Pix2Pix:
                 recon = tf.reduce_mean(keras.losses.sparse_categorical_crossentropy(masks, fake))
                 gen_total = gen_adv + c["lambda_ce"] * recon
             disc = 0.5 * (self._bce(tf.ones_like(d_real), d_real) + self._bce(tf.zeros_like(d_fake), d_fake))
+            scaled = [_scaled(opt, loss) for opt, loss in ((self.gen_optimizer, gen_total),
+                                                            (self.disc_optimizer, disc))]
         g_vars = self.generator.trainable_variables
         d_vars = self.discriminator.trainable_variables
-        self.gen_optimizer.apply_gradients(zip(gtape.gradient(gen_total, g_vars), g_vars))
-        self.disc_optimizer.apply_gradients(zip(dtape.gradient(disc, d_vars), d_vars))
+        g_grads = _unscaled(self.gen_optimizer, gtape.gradient(scaled[0], g_vars))
+        d_grads = _unscaled(self.disc_optimizer, dtape.gradient(scaled[1], d_vars))
+        self.gen_optimizer.apply_gradients(zip(g_grads, g_vars))
+        self.disc_optimizer.apply_gradients(zip(d_grads, d_vars))
         name = "gen_l1" if self.mode == "colour" else "gen_ce"
         return {"gen_total": gen_total, "gen_adv": gen_adv, name: recon, "disc": disc}
 

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import numpy as np
 
-from rockseg.training.checkpoints import save_weights_atomic, tf_checkpoint, write_last
+from rockseg.training.checkpoints import BEST_WEIGHTS, save_weights_atomic, tf_checkpoint, write_last
+from rockseg.training.distribute import agree, is_multi_worker
 
 __all__ = ["scalar_writer", "tensorboard_callback", "validation_checkpoint"]
 
@@ -16,12 +17,16 @@ def validation_checkpoint():
 
     class ValidationCheckpoint(keras().callbacks.Callback):
         """Each ``every`` epochs: whole-slice validation mIoU into ``logs['val_miou']``,
-        best weights to ``best.weights.h5``, early stopping on it; every epoch: the last
+        best weights to ``best.h5``, early stopping on it; every epoch: the last
         checkpoint (weights + optimizer + epoch) for ``--resume``; a time budget."""
 
         def __init__(self, evaluate, ckpt_dir: Path, *, every=1, patience=None, min_delta=0.0,
-                     max_minutes=None, epochs=1, batch_size=1, state=None, average=None, verbose=0):
+                     max_minutes=None, epochs=1, batch_size=1, state=None, average=None, verbose=0,
+                     strategy=None):
             super().__init__()
+            # several workers stop together: the time budget is checked at epoch ends and agreed on
+            self.strategy = strategy
+            self.together = strategy is not None and is_multi_worker(strategy)
             self.average = average
             self.evaluate = evaluate
             self.ckpt_dir = Path(ckpt_dir)
@@ -55,6 +60,8 @@ def validation_checkpoint():
             if self.average is not None:
                 self.average.update()
             self.images_seen += self.batch_size
+            if self.together:
+                return
             if self.max_seconds is not None and self._elapsed() >= self.max_seconds and not self.model.stop_training:
                 self.model.stop_training = True
                 self.stop_reason = "time budget"
@@ -66,6 +73,10 @@ def validation_checkpoint():
             logs = logs if logs is not None else {}
             self.train_seconds += time.perf_counter() - self._epoch_t0
             done = epoch + 1
+            if self.together and self.max_seconds is not None and not self.model.stop_training:
+                if agree(self.strategy, self._elapsed() >= self.max_seconds):
+                    self.model.stop_training = True
+                    self.stop_reason = "time budget"
             if done % self.every == 0 or done == self.epochs or self.model.stop_training:
                 t0 = time.perf_counter()
                 with self._evaluated_weights():
@@ -73,7 +84,7 @@ def validation_checkpoint():
                     miou = summary["miou"]
                     improved = miou is not None and (self.best is None or miou > self.best + self.min_delta)
                     if improved:
-                        save_weights_atomic(self.model, self.ckpt_dir / "best.weights.h5")
+                        save_weights_atomic(self.model, self.ckpt_dir / BEST_WEIGHTS)
                 self.val_seconds += time.perf_counter() - t0
                 self.last_miou = miou
                 self.val_history.append({"epoch": done, "miou": miou,

@@ -9,10 +9,12 @@ from pathlib import Path
 from rockseg.data.io import atomic_path, write_json
 from rockseg.errors import DataError, RocksegError
 
-__all__ = ["STATE_FILE", "WeightAverage", "read_state", "restore_state", "save_model_atomic",
+__all__ = ["BEST_WEIGHTS", "STATE_FILE", "WeightAverage", "read_state", "restore_state", "save_model_atomic",
            "save_weights_atomic", "tf_checkpoint", "trim_history", "write_last"]
 
 STATE_FILE = "state.json"
+# the best weights so far, in Keras' HDF5 weights layout (it loads into distributed variables too)
+BEST_WEIGHTS = "best.h5"
 
 
 def trim_history(path: Path, keep_epochs: int) -> None:

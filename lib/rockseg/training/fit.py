@@ -21,10 +21,11 @@ from __future__ import annotations
 from pathlib import Path
 
 from rockseg.data.normalize import check_pairs, fit_scaling
-from rockseg.errors import DataError
+from rockseg.errors import DataError, RocksegError
 from rockseg.evaluation.evaluate import evaluate_labels, keras_label_predictor
 from rockseg.training.callbacks import tensorboard_callback, validation_checkpoint
-from rockseg.training.checkpoints import WeightAverage, restore_state, trim_history
+from rockseg.training.checkpoints import BEST_WEIGHTS, WeightAverage, restore_state, trim_history
+from rockseg.training.distribute import is_multi_worker, n_replicas, shard_by_data, strategy_scope
 from rockseg.training.recipe import make_loss, make_optimizer, validate_config
 
 __all__ = ["fit"]
@@ -55,7 +56,7 @@ def setup_fit(config, out_dir, seed, train, val, n_classes, scaling=None):
 
 def fit(model, train_images, train_masks, val_images, val_masks, *, out_dir, n_classes: int,
         class_names=None, config: dict | None = None, seed: int = 0, resume: bool = False,
-        restore_best: bool = True, scaling=None, verbose: int = 0) -> dict:
+        restore_best: bool = True, scaling=None, verbose: int = 0, strategy=None, resume_dir=None) -> dict:
     """Train ``model`` in place on random augmented crops; returns the training summary.
 
     ``config``: a profile dict (``config.get_profile``) or overrides of the default
@@ -65,6 +66,10 @@ def fit(model, train_images, train_masks, val_images, val_masks, *, out_dir, n_c
     ``resume=True`` continues from ``out_dir``'s last checkpoint (same data stream).
     Images are raw (any dtype); ``scaling`` (default: fitted on the training images) is
     applied to the crops and to validation, and returned in the summary.
+    ``strategy``: a ``tf.distribute`` strategy the model was built under (see
+    :mod:`rockseg.training.distribute`); the optimiser is made in its scope, the batch is
+    the global batch, and ``resume_dir`` (default ``out_dir``) is where the last checkpoint
+    is read from (a worker writes its own folder but resumes from the chief's).
     """
     from rockseg._tf import keras
     from rockseg.training import losses, pipeline
@@ -78,15 +83,18 @@ def fit(model, train_images, train_masks, val_images, val_masks, *, out_dir, n_c
     steps = int(cfg["train_steps_per_epoch"])
     epochs = int(cfg["train_epochs"])
     batch = int(cfg["train_batch_size"])
-    opt = make_optimizer(cfg["train_optimizer"], cfg["train_lr"], schedule=cfg.get("train_schedule", "constant"),
-                         steps_per_epoch=steps, restart_epochs=cfg.get("train_restart_epochs", 10))
-    model.compile(optimizer=opt, loss=make_loss(cfg["train_loss"], weights), metrics=["accuracy"])
-
-    average = WeightAverage(model, cfg["train_ema"]) if cfg.get("train_ema") else None
+    if batch % n_replicas(strategy):
+        raise RocksegError(f"train_batch_size={batch} must be a multiple of the {n_replicas(strategy)} "
+                           f"replicas it is split across")
+    with strategy_scope(strategy):
+        opt = make_optimizer(cfg["train_optimizer"], cfg["train_lr"], schedule=cfg.get("train_schedule", "constant"),
+                             steps_per_epoch=steps, restart_epochs=cfg.get("train_restart_epochs", 10))
+        model.compile(optimizer=opt, loss=make_loss(cfg["train_loss"], weights), metrics=["accuracy"])
+        average = WeightAverage(model, cfg["train_ema"]) if cfg.get("train_ema") else None
     state = None
     initial_epoch = 0
     if resume:
-        state = restore_state(model, out_dir, average)
+        state = restore_state(model, resume_dir or out_dir, average)
         initial_epoch = int(state["epoch"])
         trim_history(out_dir / "history.csv", initial_epoch)
 
@@ -101,7 +109,8 @@ def fit(model, train_images, train_masks, val_images, val_masks, *, out_dir, n_c
 
     cb = validation_checkpoint()(evaluate, ckpt_dir, every=cfg.get("train_val_every", 1),
                            patience=cfg.get("train_patience"), max_minutes=cfg.get("train_max_minutes"),
-                           epochs=epochs, batch_size=batch, state=state, average=average, verbose=verbose)
+                           epochs=epochs, batch_size=batch, state=state, average=average, verbose=verbose,
+                           strategy=strategy)
     k = keras()
     callbacks = [cb, k.callbacks.CSVLogger(str(out_dir / "history.csv"), append=resume),
                  tensorboard_callback(out_dir / "logs")]
@@ -109,9 +118,13 @@ def fit(model, train_images, train_masks, val_images, val_masks, *, out_dir, n_c
         data = pipeline.make_dataset(train_x, train_y, patch_size=int(cfg["train_patch_size"]), batch_size=batch,
                                      n_classes=n_classes, augment=cfg.get("train_augment", True), seed=seed,
                                      start_step=initial_epoch * steps, scaling=scaling)
+        if strategy is not None and is_multi_worker(strategy):
+            data = shard_by_data(data)
         model.fit(data, epochs=epochs, steps_per_epoch=steps, initial_epoch=initial_epoch,
                   callbacks=callbacks, verbose=verbose)
-    best = ckpt_dir / "best.weights.h5"
+    best = ckpt_dir / BEST_WEIGHTS
+    if not best.is_file() and (ckpt_dir / "best.weights.h5").is_file():  # run folders of rockseg <= 0.1
+        best = ckpt_dir / "best.weights.h5"
     if restore_best and best.is_file():
         model.load_weights(str(best))
     elif average is not None:

@@ -92,6 +92,10 @@ def validate_config(cfg: dict) -> None:
     choice("train_optimizer", OPTIMIZERS)
     choice("train_schedule", SCHEDULES + (None,))
     choice("train_class_weights", CLASS_WEIGHTS)
+    from rockseg.models.precision import PRECISIONS
+
+    choice("train_precision", PRECISIONS)
+    choice("eval_precision", PRECISIONS)
     if cfg.get("train_loss") == "wce" and not cfg.get("train_class_weights"):
         raise RocksegError("train_loss=wce needs train_class_weights (inverse or median)")
     for key, low in (("train_patch_size", 8), ("train_batch_size", 1), ("train_epochs", 1),

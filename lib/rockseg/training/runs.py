@@ -9,6 +9,7 @@ The whole configuration is checked before anything is written.
 """
 from __future__ import annotations
 
+import shutil
 import time
 from pathlib import Path
 
@@ -19,7 +20,9 @@ from rockseg.data.split_data import SplitData, load_split_data
 from rockseg.errors import DataError, RegistryError, RocksegError
 from rockseg.evaluation import records
 from rockseg.evaluation.evaluate import evaluate_labels, keras_label_predictor
+from rockseg.models.precision import precision_scope, rebuild, resolve_precision, with_precision
 from rockseg.training.checkpoints import save_model_atomic
+from rockseg.training.distribute import cluster_spec, is_chief, make_strategy, strategy_scope, worker_dir
 from rockseg.training.fit import fit
 from rockseg.training.gan import fit_pix2pix
 from rockseg.training.recipe import validate_config
@@ -88,13 +91,21 @@ def train_run(model_name: str | None = None, *, out, dataset: str | None = None,
     the run in ``out`` with its stored settings (only ``train_epochs`` and
     ``train_max_minutes`` may change); ``overwrite=True`` replaces a previous run.
     An existing run is otherwise refused with ``OutputExistsError`` before anything is written.
+
+    With ``TF_CONFIG`` naming a cluster every worker runs this same call: training is
+    synchronous across them (:mod:`rockseg.training.distribute`), only the chief writes
+    ``out``, and the other workers return their training summary without metrics.
     """
-    from rockseg.models import registry as models
     from rockseg._tf import set_seed
     from rockseg.config import get_profile
+    from rockseg.models import registry as models
 
     out = Path(out)
-    previous = records.prepare_run_dir(out, resume=resume, overwrite=overwrite)
+    chief = is_chief()
+    if chief:
+        previous = records.prepare_run_dir(out, resume=resume, overwrite=overwrite)
+    else:  # a worker reads the chief's record to resume, and never checks or touches `out` else
+        previous = records.load_run(out) if resume else None
     if previous is not None:  # resume: the stored settings win
         if previous.get("kind") not in ("cnn", "gan"):
             raise DataError(f"cannot resume a {previous.get('kind')} run", path=out)
@@ -125,35 +136,30 @@ def train_run(model_name: str | None = None, *, out, dataset: str | None = None,
             cfg["data_paths"] = _data_paths(images, masks)
         data = _load_data(dataset, images, masks, data_dir, n_classes, cfg)
     arrays = _split_arrays(data)
-
-    set_seed(seed)
-    built = models.build_model(model_name, data.n_classes, (None, None, data.channels), **model_options)
-    gan = built if isinstance(built, models.Pix2Pix) else None
-    model = built if gan is None else gan.segmenter()
-
-    if overwrite:
-        records.clear_run_dir(out)
-    out.mkdir(parents=True, exist_ok=True)
-    record = previous or _record_base("cnn" if gan is None else "gan", model_name, model_options, cfg, seed, data)
-    record.pop("run_dir", None)
-    record["config"] = cfg
-    record["status"] = "training"
-    if gan is None:
-        record["model"]["parameters"] = int(model.count_params())
-    else:  # the generator segments; the discriminator only trains it
-        record["model"]["parameters"] = int(gan.generator.count_params())
-        record["model"]["discriminator_parameters"] = int(gan.discriminator.count_params())
-    record["model"]["info"] = getattr(built, "rockseg_info", None)
-    records.write_run(out, record)
-
-    trainer = fit if gan is None else fit_pix2pix
-    info = trainer(built, *arrays["train"], *arrays["val"], out_dir=out, n_classes=data.n_classes,
-                   class_names=data.class_names, config=cfg, seed=seed, resume=resume, verbose=verbose,
-                   scaling=data.scaling)
-    if gan is not None:  # the whole GAN too, to train it further
-        gan.save(out / "pix2pix", overwrite=True)
-        record["model"]["gan_folder"] = "pix2pix"
-    predict = keras_label_predictor(model, tile=int(cfg["eval_tile"]), overlap=float(cfg["eval_overlap"]),
+    # a cluster's collective ops are set up before any other TensorFlow work (GPU queries too)
+    strategy = make_strategy()
+    precision = {"train": resolve_precision(cfg.get("train_precision", "float32")),
+                 "eval": resolve_precision(cfg.get("eval_precision", "float32"))}
+    if model_name == "pix2pix" and strategy is not None:  # its own training loop: one device
+        if cluster_spec() is not None:
+            raise RocksegError("pix2pix trains with its own loop on one process; unset TF_CONFIG to train it")
+        strategy = None
+    write_dir = worker_dir(out)
+    with precision_scope(precision["train"]), strategy_scope(strategy):  # built under the precision (and strategy)
+        set_seed(seed)
+        built = models.build_model(model_name, data.n_classes, (None, None, data.channels), **model_options)
+        gan = built if isinstance(built, models.Pix2Pix) else None
+        model = built if gan is None else gan.segmenter()
+    with precision_scope(precision["train"]):
+        record, info = _train(write_dir, overwrite and chief, previous, gan, built, model, model_name, model_options,
+                              cfg, seed, data, arrays, resume, verbose, precision, strategy, out)
+    if strategy is not None:  # every worker reads the distributed weights (collective), into a plain copy
+        model = rebuild(model)
+    if not chief:  # the chief evaluates and writes; this worker leaves nothing behind
+        shutil.rmtree(write_dir, ignore_errors=True)
+        return {**record, "status": "worker done", "training": info, "run_dir": str(out)}
+    eval_model = with_precision(model, precision["eval"])
+    predict = keras_label_predictor(eval_model, tile=int(cfg["eval_tile"]), overlap=float(cfg["eval_overlap"]),
                                     batch_size=int(cfg["eval_batch_size"]), tta=bool(cfg.get("eval_tta", False)),
                                     scaling=data.scaling)
     metrics = _eval_subsets(predict, data, arrays)
@@ -173,6 +179,37 @@ def train_run(model_name: str | None = None, *, out, dataset: str | None = None,
     record["finished"] = records.now_iso()
     records.write_run(out, record)
     return records.load_run(out)
+
+
+def _train(out, overwrite, previous, gan, built, model, model_name, model_options, cfg, seed, data, arrays,
+           resume, verbose, precision, strategy=None, resume_dir=None):
+    """Write the "training" record, train, and return ``(record, training summary)``."""
+    if overwrite:
+        records.clear_run_dir(out)
+    out.mkdir(parents=True, exist_ok=True)
+    record = previous or _record_base("cnn" if gan is None else "gan", model_name, model_options, cfg, seed, data)
+    record.pop("run_dir", None)
+    record["config"] = cfg
+    record["status"] = "training"
+    if gan is None:
+        record["model"]["parameters"] = int(model.count_params())
+    else:  # the generator segments; the discriminator only trains it
+        record["model"]["parameters"] = int(gan.generator.count_params())
+        record["model"]["discriminator_parameters"] = int(gan.discriminator.count_params())
+    record["model"]["info"] = getattr(built, "rockseg_info", None)
+    record["precision"] = precision  # resolved: what training and the final evaluation computed in
+    records.write_run(out, record)
+
+    common = dict(out_dir=out, n_classes=data.n_classes, class_names=data.class_names, config=cfg, seed=seed,
+                  resume=resume, verbose=verbose, scaling=data.scaling)
+    if gan is None:
+        info = fit(built, *arrays["train"], *arrays["val"], strategy=strategy, resume_dir=resume_dir, **common)
+    else:
+        info = fit_pix2pix(built, *arrays["train"], *arrays["val"], **common)
+    if gan is not None:  # the whole GAN too, to train it further
+        gan.save(out / "pix2pix", overwrite=True)
+        record["model"]["gan_folder"] = "pix2pix"
+    return record, info
 
 
 def baseline_run(method: str, *, out, dataset: str | None = None, images=None, masks=None, data_dir=None,
