@@ -71,15 +71,18 @@ def test_two_workers_on_localhost_train_like_one_process(tmp_path):
     ports = _free_ports(2)
     cluster = {"worker": [f"localhost:{p}" for p in ports]}
     out = tmp_path / "cluster_run"
-    procs = []
-    for index in range(2):
-        env = {**os.environ, "TMPDIR": str(tmp_path / f"tmp{index}"),
-               "TF_CONFIG": json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}})}
-        (tmp_path / f"tmp{index}").mkdir()
-        procs.append(_rockseg(RECIPE + ["--out", str(out)], env))
-    results = [p.communicate(timeout=600) for p in procs]
-    for p, (_, err) in zip(procs, results):
-        assert p.returncode == 0, err[-3000:]
+    def on_both_workers(args):
+        procs = []
+        for index in range(2):
+            (tmp_path / f"tmp{index}").mkdir(exist_ok=True)
+            env = {**os.environ, "TMPDIR": str(tmp_path / f"tmp{index}"),
+                   "TF_CONFIG": json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}})}
+            procs.append(_rockseg(args, env))
+        results = [p.communicate(timeout=600) for p in procs]
+        for p, (_, err) in zip(procs, results):
+            assert p.returncode == 0, err[-3000:]
+
+    on_both_workers(RECIPE + ["--out", str(out)])
     rec = load_run(out, strict=True)
     assert rec["status"] == "complete" and rec["training"]["epochs_run"] == 1
     assert not any((tmp_path / "tmp1").iterdir())  # the worker left nothing behind
@@ -94,3 +97,9 @@ def test_two_workers_on_localhost_train_like_one_process(tmp_path):
     for part in ("val", "test"):
         assert abs(rec["metrics"][part]["miou"] - one["metrics"][part]["miou"]) < 0.01, part
         assert abs(rec["metrics"][part]["pixel_accuracy"] - one["metrics"][part]["pixel_accuracy"]) < 0.005, part
+
+    # resume on the cluster: both workers continue from the chief's last checkpoint
+    on_both_workers(["train", "--resume", "--epochs", "2", "--out", str(out), "--quiet"])
+    resumed = load_run(out, strict=True)
+    assert resumed["training"]["epochs_run"] == 2 and resumed["training"]["initial_epoch"] == 1
+    assert not any((tmp_path / "tmp1").iterdir())
