@@ -53,7 +53,7 @@ def add_parser(subparsers):
                    help="optional region mask file (non-zero = count the pixel), e.g. the "
                         "sample cylinder")
     p.add_argument("--json", action="store_true", help="print the metrics as JSON")
-    add_precision(p, "the precision the run was evaluated in (another one is stored as metrics_<precision>)")
+    add_precision(p, "the run's eval_precision setting (another precision is stored as metrics_<precision>)")
     return p
 
 

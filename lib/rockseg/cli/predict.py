@@ -52,7 +52,7 @@ def add_parser(subparsers):
                    help="address of a dask distributed scheduler to run the blocks on (needs `distributed`)")
     p.add_argument("--overwrite", action="store_true", help="replace existing output files")
     p.add_argument("--json", action="store_true", help="print the run summary as JSON")
-    add_precision(p, "the precision the run was evaluated in")
+    add_precision(p, "the run's eval_precision setting")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     return p
 

@@ -76,7 +76,11 @@ def evaluate_run(run_dir, *, data_dir=None, subsets=("val", "test"), write: bool
 
     rec = load_run(run_dir, strict=True)
     data = split_data_of(rec, data_dir)
-    if precision is not None:
+    own_precision = (rec.get("precision") or {}).get("eval")  # networks' runs record it
+    if rec["kind"] in ("cnn", "gan"):  # None: the run's setting, resolved on this machine
+        precision = resolve_precision(check_precision(
+            precision or rec.get("config", {}).get("eval_precision") or own_precision or "float32"))
+    elif precision is not None:
         precision = resolve_precision(check_precision(precision))
     predict = load_label_predictor(run_dir, rec, tta=tta, precision=precision)
     out = {s: evaluate_labels(predict, x, y, data.n_classes, data.class_names, ids=data.split[s])
@@ -85,10 +89,9 @@ def evaluate_run(run_dir, *, data_dir=None, subsets=("val", "test"), write: bool
         rec = load_run(run_dir)
         cfg = rec.get("config", {})
         own = cfg.get("tta") if rec["kind"] == "ensemble" else bool(cfg.get("eval_tta", False))
-        own_precision = (rec.get("precision") or {}).get("eval", "float32")
         parts = [] if tta is None or tta == own else ["tta" if tta else "no_tta"]
-        if precision is not None and precision != own_precision and rec["kind"] in ("cnn", "gan"):
-            parts.append(precision)
+        if rec["kind"] in ("cnn", "gan") and precision != (own_precision or "float32"):
+            parts.append(precision)  # computed in another precision than the recorded metrics
         key = "_".join(["metrics"] + parts)
         rec.setdefault(key, {}).update(out)
         rec.pop("run_dir", None)

@@ -147,7 +147,7 @@ def load_predictor(run_dir, precision: str | None = None) -> Predictor:
     :class:`DataError` naming the file otherwise. The predictor carries the run's input
     scaling (``data.scaling``) and evaluation settings (``eval_tile``, ``eval_overlap``,
     ``eval_tta``, ``eval_batch_size``). ``precision`` (float32, bfloat16, float16, auto)
-    rebuilds the network under that policy; None: the precision the run was evaluated in.
+    rebuilds the network under that policy; None: the run's ``eval_precision`` setting.
     Used by ``predict``, ``evaluate`` and ``ensemble``.
     """
     rd = Path(run_dir).expanduser()
@@ -174,15 +174,13 @@ def load_predictor(run_dir, precision: str | None = None) -> Predictor:
         raise DataError(f"run folder has no Keras model ({file}); only network runs predict volumes",
                         path=rd)
     scaling = as_scaling(data.get("scaling", data.get("normalization")))
-    from rockseg._tf import keras
-
     import rockseg.models.registry  # noqa: F401  (registers the project's custom layers)
-
+    from rockseg._tf import keras
     from rockseg.models.precision import check_precision, resolve_precision, with_precision
 
-    if precision is None:
-        precision = (record.get("precision") or {}).get("eval") or \
-            (record.get("config") or {}).get("eval_precision") or "float32"
+    if precision is None:  # the run's setting: "auto" resolves on this machine, as at evaluation
+        precision = (record.get("config") or {}).get("eval_precision") or \
+            (record.get("precision") or {}).get("eval") or "float32"
     check_precision(precision)
     try:
         model = keras().models.load_model(str(mk), compile=False)
