@@ -7,6 +7,9 @@
 - :mod:`rockseg.preprocess.thinsection`: grey-level-bin labels, recolouring,
   epoxy porosity, PPL + XPL stacking.
 
-The sub-modules need only NumPy, SciPy and scikit-image (never TensorFlow);
-import the one you need.
+The sub-modules need only NumPy, SciPy and scikit-image (never TensorFlow):
+``from rockseg.preprocess import ct, qemscan, thinsection``.
 """
+from rockseg.preprocess import ct, qemscan, thinsection
+
+__all__ = ["ct", "qemscan", "thinsection"]
