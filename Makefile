@@ -26,11 +26,13 @@ test: setup
 test-lib: setup
 	ROCKSEG_PROFILE=smoke ROCKSEG_DATA_DIR=$(DATA_DIR) $(PY) -m pytest tests
 
-# Re-run every notebook in the cpu profile and keep the outputs (as committed).
+# Re-run every notebook in the cpu profile and keep the outputs (as committed), without papermill's
+# injected-parameters cell: it would pin the profile, so CI's nbval run could not use smoke.
 reproduce: setup
 	@set -e; for nb in notebooks/[0-9][0-9]_*.ipynb; do \
 	  echo "== $$nb (profile cpu)"; \
 	  MPLBACKEND=module://matplotlib_inline.backend_inline ROCKSEG_PROFILE=cpu ROCKSEG_DATA_DIR=$(DATA_DIR) $(VENV)/bin/papermill --cwd notebooks -k python3 "$$nb" "$$nb.tmp.ipynb" -p profile cpu; \
+	  $(PY) -c "import json, sys; p = sys.argv[1]; d = json.load(open(p)); d['cells'] = [c for c in d['cells'] if 'injected-parameters' not in c.get('metadata', {}).get('tags', [])]; open(p, 'w').write(json.dumps(d, indent=1, ensure_ascii=False) + '\n')" "$$nb.tmp.ipynb"; \
 	  mv "$$nb.tmp.ipynb" "$$nb"; \
 	done
 

@@ -91,3 +91,14 @@ def test_segmentation_models_uses_the_shared_keras():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout == "", "importing segmentation_models through rockseg printed something"
+
+
+def test_committed_notebooks_hold_no_injected_or_error_cells():
+    """A papermill-injected cell would pin the profile and keep nbval off the smoke branches."""
+    import json
+
+    for nb in sorted((ROOT / "notebooks").glob("*.ipynb")):
+        cells = json.loads(nb.read_text())["cells"]
+        assert not [c for c in cells if "injected-parameters" in c.get("metadata", {}).get("tags", [])], nb.name
+        assert any("parameters" in c.get("metadata", {}).get("tags", []) for c in cells), nb.name
+        assert not [o for c in cells for o in c.get("outputs", []) if o.get("output_type") == "error"], nb.name
