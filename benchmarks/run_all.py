@@ -12,9 +12,9 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 # cheapest first; bench_inference's default sizes take ~10 min on 2 cores
-ORDER = ["bench_synth", "bench_pipeline", "bench_model_throughput", "bench_inference"]
+ORDER = ["bench_synth", "bench_pipeline", "bench_permeability", "bench_model_throughput", "bench_inference"]
 # run only when named (over an hour on 2 cores)
-ON_REQUEST = ["bench_sandstone_table"]
+ON_REQUEST = ["bench_sandstone_table", "bench_plan"]
 
 
 def main(argv=None) -> int:

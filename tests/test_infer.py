@@ -197,3 +197,45 @@ def test_chunked_bad_input(tmp_path, net, rng):
 def test_entropy_bounds():
     assert infer.entropy(np.full((2, K), 1 / K)).tolist() == pytest.approx([1, 1])
     assert infer.entropy(np.eye(K)).max() < 1e-6
+
+
+def test_tta_mean_is_blended_as_in_2d_prediction(tmp_path, net, rng):
+    """Slice-wise volume prediction keeps the TTA members (for member fractions) yet its mean
+    is computed as sliding_window_predict's, bit for bit, so labels equal evaluation's."""
+    vol = (ndi.gaussian_filter(rng.random((3, 40, 40)), 1.5) * 255).astype(np.uint8)
+    probs = infer.predict_volume(vol, net, tile=16, overlap=0.5, tta=True)
+    members = infer.sliding_window_predict(vol[1], net, tile=16, overlap=0.5, tta=True, return_members=True)
+    for z in range(3):
+        np.testing.assert_array_equal(probs[z], infer.sliding_window_predict(vol[z], net, tile=16, overlap=0.5,
+                                                                             tta=True))
+    assert members.shape == (8, 40, 40, K) and np.abs(members.mean(0) - probs[1]).max() < 1e-5
+    tifffile.imwrite(tmp_path / "one.tif", vol[1])  # a single 2D image: 2D labels
+    s = infer.predict_volume_chunked(tmp_path / "one.tif", net, tmp_path / "lab.tif", tile=16, overlap=0.5,
+                                     tta=True, chunk=(1, 24, 24), progress=False)
+    assert s["image_2d"] and s["shape"] == [40, 40] and s["n_blocks"] == 4 and len(s["member_names"]) == 8
+    np.testing.assert_array_equal(tifffile.imread(tmp_path / "lab.tif"), probs[1].argmax(-1))
+
+
+def test_random_forest_shows_progress_only_when_asked(capsys):
+    """Feature extraction (per image) and fitting (per tree) report on stderr; the forest
+    grown tree by tree for the bar is the forest of one fit call."""
+    from rockseg.models.classical import RandomForestBaseline, show_progress
+
+    rng = np.random.default_rng(0)
+    images = [ndi.gaussian_filter(rng.random((32, 32)), 2).astype(np.float32) for _ in range(3)]
+    masks = [(im > np.median(im)).astype(np.uint8) + (im > np.quantile(im, 0.9)) for im in images]
+    opts = dict(n_estimators=7, samples_per_image=300, sigma_max=4, seed=1)
+    quiet = RandomForestBaseline(**opts).fit(images, masks)
+    assert capsys.readouterr().err == ""
+    shown = RandomForestBaseline(**opts).fit(images, masks, progress=True)
+    err = capsys.readouterr().err
+    assert "rf features" in err and "3/3" in err and "rf fit" in err and "7/7" in err
+    np.testing.assert_array_equal(shown.predict_proba(images[0]), quiet.predict_proba(images[0]))
+    assert shown.forest_.n_estimators == 7 and not shown.forest_.warm_start
+    with show_progress():  # what `rockseg baseline` turns on unless --quiet
+        RandomForestBaseline(**opts).fit(images, masks).predict(np.stack(images))
+    err = capsys.readouterr().err
+    assert "rf fit" in err and "rf predict" in err
+    with show_progress(False):
+        RandomForestBaseline(**opts).fit(images, masks)
+    assert capsys.readouterr().err == ""

@@ -16,7 +16,7 @@ LAYERS = {
     "base": 0, "data": 1, "models": 2, "preprocess": 2, "inference": 3, "evaluation": 4,
     "training": 5, "analysis": 5, "cli": 6, "course": 6, "compat": 6,
 }
-BASE = {"rockseg", "rockseg._tf", "rockseg.config", "rockseg.errors"}
+BASE = {"rockseg", "rockseg._tf", "rockseg.config", "rockseg.errors", "rockseg.progress"}
 
 
 def module_names(root: Path = PKG) -> dict[str, Path]:

@@ -53,7 +53,7 @@ def test_known_small_example():
 def test_streaming_equals_whole(rng):
     truth, pred = _random_pair(rng, (12, 20, 24), 5)
     mask = rng.random(truth.shape) < 0.8
-    whole = metrics.ConfusionAccumulator(5, ignore_index=None).update(truth, pred, mask=mask)
+    whole = metrics.ConfusionAccumulator(5).update(truth, pred, mask=mask)
     acc = metrics.ConfusionAccumulator(5)
     for z in range(truth.shape[0]):  # slice by slice
         acc.update(truth[z], pred[z], mask=mask[z])
@@ -86,8 +86,10 @@ def test_ignore_index(rng):
     keep = truth != 255
     np.testing.assert_array_equal(cm, skm.confusion_matrix(truth[keep], pred[keep], labels=[0, 1, 2]))
     assert cm.sum() == keep.sum()
+    # 255 ("no label") is ignored by default; without an ignore index it is an error
+    np.testing.assert_array_equal(metrics.confusion_matrix(truth, pred, 3), cm)
     with pytest.raises(DataError, match="255"):
-        metrics.confusion_matrix(truth, pred, 3)
+        metrics.confusion_matrix(truth, pred, 3, ignore_index=None)
 
 
 def test_exclude_from_mean(rng):
@@ -174,3 +176,28 @@ def test_import_does_not_load_tensorflow():
     code = "import sys, rockseg.evaluation.metrics; print('tensorflow' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_ignored_pixels_change_no_metric(rng):
+    truth, pred = _random_pair(rng, (40, 40), 3)
+    ref = metrics.evaluate(truth, pred, 3)
+    t2, p2 = truth.copy(), pred.copy()
+    band = rng.random(truth.shape) < 0.3
+    t2[band] = 255                      # no label here ...
+    p2[band] = rng.integers(0, 3, band.sum())  # ... whatever is predicted there
+    got = metrics.evaluate(t2, p2, 3)
+    kept = metrics.evaluate(truth[~band], pred[~band], 3)
+    assert got == kept and got["n_pixels"] == (~band).sum()
+    assert got["miou"] != ref["miou"]   # the band did count before: the test can fail
+
+
+def test_absent_class_is_reported_not_a_perfect_score():
+    truth = np.ones((8, 8), np.uint8)   # a test tile that is all foreground
+    pred = np.ones((8, 8), np.uint8)
+    s = metrics.evaluate(truth, pred, 2, ["background", "foreground"])
+    assert s["miou"] == 1.0 and s["classes_present"] == ["foreground"] and s["classes_averaged"] == 1
+    assert "1 of 2 classes" in s["warning"] and "absent: background" in s["warning"]
+    acc = metrics.ConfusionAccumulator(2, ["background", "foreground"]).update(truth, pred)
+    assert "warning: 1 of 2 classes" in acc.table()
+    both = metrics.evaluate(np.array([[0, 1]], np.uint8), np.array([[0, 1]], np.uint8), 2)
+    assert both["warning"] is None and both["classes_averaged"] == 2

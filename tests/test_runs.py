@@ -130,7 +130,10 @@ def _write_pairs(folder, rng, n=4, values=(0, 1, 2)):
 def test_user_folder_split_and_class_check(tmp_path, rng):
     _write_pairs(tmp_path, rng)
     data = load_split_data(images=tmp_path / "images", masks=tmp_path / "masks")
-    assert data.split == {"train": ["s0", "s1"], "val": ["s2"], "test": ["s3"]}
+    # four separate images: two train, one validates, one tests (dealt by seed, none shared)
+    assert [len(data.split[p]) for p in ("train", "val", "test")] == [2, 1, 1]
+    assert sorted(sum(data.split.values(), [])) == ["s0", "s1", "s2", "s3"]
+    assert data.split_info["method"] == "images"
     assert data.n_classes == 3 and data.channels == 1 and data.source == "folder"
     files = data.record()["files"]
     assert len(files) == 4 and all(len(v["sha256"]) == 64 for v in files.values())

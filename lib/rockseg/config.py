@@ -16,6 +16,7 @@ PROFILE_ENV = "ROCKSEG_PROFILE"
 DATASET_ENV = "ROCKSEG_DATASET"
 DATA_DIR_ENV = "ROCKSEG_DATA_DIR"
 CACHE_DIR_ENV = "ROCKSEG_CACHE_DIR"
+WEIGHTS_DIR_ENV = "ROCKSEG_WEIGHTS_DIR"  # folder of encoder weight files, looked up before any download
 
 DEFAULT_PROFILE = "cpu"
 
@@ -34,6 +35,8 @@ PROFILES: dict[str, dict] = {
         "synth_shape": (48, 96, 96),
         "notebook_slices": 2,
         "data_scaling": "auto",
+        "train_plan": "auto",  # fingerprint plan (rockseg.training.plan): auto = user folders, fingerprint, off
+        "ignore_index": 255,  # mask value of unlabelled pixels (None: none); training leaves them out
         # training (rockseg.train) and whole-slice evaluation (rockseg.runs)
         "train_model": "unet",
         "train_model_options": {"base_filters": 8, "depth": 3},
@@ -54,6 +57,7 @@ PROFILES: dict[str, dict] = {
         "train_ema": None,
         "train_max_minutes": 2.0,
         "train_precision": "float32",
+        "train_encoder_weights": None,  # .h5 "no top" encoder weights for sm_*/vgg_unet (None: ImageNet per regime)
         "eval_tile": 64,
         "eval_overlap": 0.25,
         "eval_tta": False,
@@ -65,6 +69,8 @@ PROFILES: dict[str, dict] = {
         "synth_shape": (128, 256, 256),
         "notebook_slices": 9,
         "data_scaling": "auto",
+        "train_plan": "auto",  # fingerprint plan (rockseg.training.plan): auto = user folders, fingerprint, off
+        "ignore_index": 255,  # mask value of unlabelled pixels (None: none); training leaves them out
         # training: 16-filter Attention U-Net, 128² random crops of the 6 training slices,
         # Dice+Focal, Adam on one cosine period, val-mIoU checkpoints. Chosen on the
         # sandstone-versa validation slice (see README "Accuracy on real sandstone"): the
@@ -92,6 +98,7 @@ PROFILES: dict[str, dict] = {
         # float32 until bfloat16 is measured on the sandstone-versa validation slice on a CPU
         # that computes it natively (AMX / AVX-512 BF16); --precision auto uses it there
         "train_precision": "float32",
+        "train_encoder_weights": None,  # .h5 "no top" encoder weights for sm_*/vgg_unet (None: ImageNet per regime)
         "eval_tile": 256,
         "eval_overlap": 0.25,
         # the 8 flips/rotations raised validation mIoU of every network on sandstone-versa
@@ -105,6 +112,8 @@ PROFILES: dict[str, dict] = {
         "synth_shape": (256, 256, 256),
         "notebook_slices": 9,
         "data_scaling": "auto",
+        "train_plan": "auto",  # fingerprint plan (rockseg.training.plan): auto = user folders, fingerprint, off
+        "ignore_index": 255,  # mask value of unlabelled pixels (None: none); training leaves them out
         # training: the original projects' scale (64-filter U-Net, 256² patches, 100s of epochs)
         "train_model": "unet",
         "train_model_options": {"base_filters": 64, "depth": 4},
@@ -125,6 +134,7 @@ PROFILES: dict[str, dict] = {
         "train_ema": None,
         "train_max_minutes": None,
         "train_precision": "auto",
+        "train_encoder_weights": None,  # .h5 "no top" encoder weights for sm_*/vgg_unet (None: ImageNet per regime)
         "eval_tile": 512,
         "eval_overlap": 0.25,
         "eval_tta": False,

@@ -1,6 +1,6 @@
 """Analysis: petrophysics of segmented volumes, and the figures the course draws.
 
-    from rockseg.analysis import analyze, porosity, plot_orthoslices
+    from rockseg.analysis import analyze, porosity, permeability, plot_orthoslices
 """
 from rockseg.analysis.figures import (
     colourize,
@@ -16,6 +16,7 @@ from rockseg.analysis.figures import (
     plot_slices_with_masks,
     plot_twin_comparison,
 )
+from rockseg.analysis.flow import DARCY_M2, permeability, pore_network
 from rockseg.analysis.petrophysics import (
     analyze,
     connected_porosity,
@@ -34,10 +35,10 @@ from rockseg.analysis.petrophysics import (
 )
 
 __all__ = [
-    "analyze", "colourize", "connected_porosity", "export_labels_tiff", "fraction_error", "fraction_profile",
-    "fractions_with_uncertainty", "legend_handles", "overlay_rgb", "phase_fractions", "physics_errors",
-    "plot_class_fractions", "plot_class_histograms", "plot_denoise_comparison", "plot_fraction_profile",
-    "plot_grey_bin_labels", "plot_histogram_comparison", "plot_orthoslices", "plot_registration",
-    "plot_slices_with_masks", "plot_twin_comparison", "pore_size_distribution", "porosity", "rev_curve",
-    "specific_surface_area", "sphere_pack",
+    "DARCY_M2", "analyze", "colourize", "connected_porosity", "export_labels_tiff", "fraction_error",
+    "fraction_profile", "fractions_with_uncertainty", "legend_handles", "overlay_rgb", "permeability",
+    "phase_fractions", "physics_errors", "plot_class_fractions", "plot_class_histograms", "plot_denoise_comparison",
+    "plot_fraction_profile", "plot_grey_bin_labels", "plot_histogram_comparison", "plot_orthoslices",
+    "plot_registration", "plot_slices_with_masks", "plot_twin_comparison", "pore_network",
+    "pore_size_distribution", "porosity", "rev_curve", "specific_surface_area", "sphere_pack"
 ]

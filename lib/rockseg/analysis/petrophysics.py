@@ -258,9 +258,18 @@ def physics_errors(pred, truth, n_classes: int, pore_classes=(0,), voxel_size: f
 
 
 def analyze(labels, class_names=None, voxel_size: float = 1.0, mask=None, pore_classes=(0,),
-            n_classes: int | None = None, psd: bool = True, connectivity_axis=0) -> dict:
-    """A JSON-serialisable petrophysics report of a label volume (or image)."""
+            n_classes: int | None = None, psd: bool = True, connectivity_axis=0,
+            permeability: bool = False) -> dict:
+    """A JSON-serialisable petrophysics report of a label volume (or image).
+
+    ``permeability``: add ``"permeability"`` (:func:`rockseg.analysis.flow.permeability`,
+    ``voxel_size`` in micrometres); 3D only, and the whole box must be sample (no ``mask``).
+    """
     a = _labels(labels)
+    if permeability and a.ndim != 3:
+        raise DataError(f"permeability needs a 3D label volume, got shape {a.shape}")
+    if permeability and mask is not None:
+        raise DataError("permeability uses the whole box as the sample: crop to inside it instead of a mask")
     k = n_classes or (len(class_names) if class_names else int(a.max()) + 1)
     if int(a.max()) >= k:
         raise DataError(f"labels hold class {int(a.max())} but only {k} class names were given")
@@ -278,6 +287,10 @@ def analyze(labels, class_names=None, voxel_size: float = 1.0, mask=None, pore_c
     }
     if psd:
         rep["pore_size_distribution"] = pore_size_distribution(a, pore_classes, voxel_size, mask=mask)
+    if permeability:
+        from rockseg.analysis.flow import permeability as _permeability
+
+        rep["permeability"] = _permeability(a, voxel_size, pore_classes)
     return rep
 
 

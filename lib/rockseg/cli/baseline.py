@@ -1,7 +1,7 @@
 """``rockseg baseline``: fit a classical baseline and write a run folder like ``rockseg train``."""
 from __future__ import annotations
 
-from rockseg.cli._options import add_data_dir
+from rockseg.cli._options import add_data_dir, add_user_data, user_data_kwargs
 
 
 def add_parser(subparsers):
@@ -41,7 +41,10 @@ def add_parser(subparsers):
                    help="run folder to create (default: runs/<method>-<dataset>-seed<N>)")
     p.add_argument("--seed", type=int, default=0, help="random seed (pixel sampling, forest)")
     p.add_argument("--overwrite", action="store_true", help="replace the run already in --out")
+    p.add_argument("--quiet", action="store_true",
+                   help="no progress output (rf: feature extraction per image, fitting per tree)")
     add_data_dir(p)
+    add_user_data(p)
     return p
 
 
@@ -53,6 +56,7 @@ def run(args) -> int:
     from rockseg.config import get_profile
     from rockseg.errors import RocksegError
     from rockseg.evaluation import format_metrics
+    from rockseg.models.classical import show_progress
     from rockseg.training.runs import baseline_run
 
     if args.masks and not args.images:
@@ -61,9 +65,11 @@ def run(args) -> int:
                                  else get_profile(args.profile)["train_dataset"])
     out = Path(args.out) if args.out else Path("runs") / f"{args.method}-{data_name}-seed{args.seed}"
     try:
-        rec = baseline_run(args.method, out=out, dataset=args.dataset, images=args.images, masks=args.masks,
-                           data_dir=args.data_dir, seed=args.seed, overwrite=args.overwrite,
-                           n_classes=args.n_classes, options=parse_sets(args.set), profile=args.profile)
+        with show_progress(not args.quiet):  # the forest's progress bars
+            rec = baseline_run(args.method, out=out, dataset=args.dataset, images=args.images, masks=args.masks,
+                               data_dir=args.data_dir, seed=args.seed, overwrite=args.overwrite,
+                               n_classes=args.n_classes, options=parse_sets(args.set), profile=args.profile,
+                               verbose=0 if getattr(args, "quiet", False) else 1, **user_data_kwargs(args))
     except TypeError as exc:  # an option the baseline does not take
         raise RocksegError(f"--set: {exc}") from exc
     print(format_metrics(rec))

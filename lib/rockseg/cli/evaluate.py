@@ -6,7 +6,8 @@ from pathlib import Path
 
 import numpy as np
 
-from rockseg.cli._options import add_data_dir, add_precision
+from rockseg.cli._options import add_data_dir, add_precision, add_run_classes, run_class_map
+from rockseg.data.classmap import IGNORE
 from rockseg.errors import DataError
 
 TIFF_SUFFIXES = (".tif", ".tiff")
@@ -44,6 +45,7 @@ def add_parser(subparsers):
     p.add_argument("--classes", nargs="+", metavar="NAME", default=None,
                    help="class names in index order (sets the number of classes; "
                         "default: 0..max label)")
+    add_run_classes(p, "decode --truth (e.g. 0/255 or RGB masks) and name the classes")
     p.add_argument("--ignore-index", type=int, default=None, metavar="N",
                    help="truth value to leave out of every metric (e.g. 255 for unlabelled)")
     p.add_argument("--exclude", nargs="+", default=None, metavar="CLASS",
@@ -86,6 +88,14 @@ def _read_labels(path, what: str) -> np.ndarray:
         raise DataError(f"{what} has dtype {arr.dtype}; evaluate needs integer index masks "
                         "(take argmax of probabilities first)", path=path)
     return arr
+
+
+def _read_rgb(path):
+    from rockseg.data import io
+
+    if not Path(path).exists():
+        raise DataError("truth file not found", path=path)
+    return io.read_volume(path) if Path(path).is_dir() else io.read_image(path)
 
 
 def _exclude_indices(exclude, names):
@@ -136,7 +146,18 @@ def run(args) -> int:
     if not args.pred or not args.truth:
         raise DataError("give both --pred P and --truth T")
     pred = _read_labels(args.pred, "prediction")
-    truth = _read_labels(args.truth, "truth")
+    cm = None
+    if args.model:  # the truth as training read it: raw values or colours through the run's class map
+        cm = run_class_map(args.model)
+        if args.classes:
+            raise DataError("give --model or --classes, not both")
+        raw = _read_labels(args.truth, "truth") if cm.encoding != "colours" else _read_rgb(args.truth)
+        truth = cm.decode(raw, path=args.truth)
+        args.classes = cm.names
+        if args.ignore_index is None:
+            args.ignore_index = IGNORE
+    else:
+        truth = _read_labels(args.truth, "truth")
     if pred.shape != truth.shape:
         raise DataError(
             f"shape mismatch: prediction {args.pred} has shape {pred.shape} but truth "

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import json
 
-from rockseg.cli._options import add_data_dir, add_precision
+from rockseg.cli._options import add_data_dir, add_precision, add_user_data, user_data_kwargs
 
 
 def add_parser(subparsers):
@@ -21,13 +21,17 @@ def add_parser(subparsers):
             "split and file hashes, per-class IoU, mIoU, accuracy, confusion matrix, timings, "
             "package versions), model.keras, history.csv, logs/ (TensorBoard) and checkpoints/. "
             "Defaults come from the profile (--profile, $ROCKSEG_PROFILE, else cpu); --set "
-            "overrides any profile key. User folders without a train/val split keep their last "
-            "image for test and the one before it for validation."),
+            "overrides any profile key. For your own --images/--masks the class map (which mask "
+            "value or colour is which class) and the train/val/test split are printed before "
+            "training and stored in run.json; see the options below."),
         epilog=("examples:\n"
                 "  rockseg train --dataset sandstone-versa --profile cpu --out runs/unet16\n"
                 "  rockseg train --model sm_unet --backbone resnet18 --regime imagenet_frozen "
                 "--dataset sandstone-versa --out runs/res18\n"
-                "  rockseg train --images my/images --masks my/masks --n-classes 4 --out runs/mine\n"
+                "  rockseg train --images my/images --masks my/masks --out runs/mine\n"
+                "  rockseg train --images sem/images --masks sem/masks --mask-values 0=matrix 255=pore --out runs/sem\n"
+                "  rockseg train --images ts/images --masks ts/masks --mask-colours '#0000ff=pore' "
+                "'#ffff00=quartz' --group-by '^(\\d+)' --out runs/ts\n"
                 "  rockseg train --model pix2pix --option mode=softmax --dataset sandstone-versa --out runs/gan\n"
                 "  rockseg train --resume --out runs/unet16 --epochs 60\n"
                 "  rockseg train --set train_lr=3e-4 --set train_optimizer=sgd --out runs/sgd"),
@@ -39,6 +43,10 @@ def add_parser(subparsers):
     p.add_argument("--backbone", metavar="B", default=None, help="encoder of sm_unet/sm_linknet, e.g. resnet18")
     p.add_argument("--regime", metavar="R", default=None, choices=["imagenet", "imagenet_frozen", "scratch"],
                    help="pretrained encoder regime: imagenet, imagenet_frozen or scratch")
+    p.add_argument("--encoder-weights", metavar="PATH", default=None,
+                   help="ImageNet weights of the sm_*/vgg_unet encoder: the .h5 'no top' file that "
+                        "segmentation_models / keras.applications would download, or a folder of them "
+                        "(offline machines; $ROCKSEG_WEIGHTS_DIR is looked up before any download)")
     p.add_argument("--filters", type=int, default=None, metavar="N",
                    help="base_filters of unet/resunet/attention_unet, gen_filters of pix2pix "
                         "(default from the profile)")
@@ -51,9 +59,10 @@ def add_parser(subparsers):
     src.add_argument("--images", metavar="P", default=None,
                      help="your images: a folder (with --masks), or a root in keras-segmentation "
                           "layout / with images/ + masks/ sub-folders")
-    p.add_argument("--masks", metavar="P", default=None, help="your masks folder (class-index images)")
+    p.add_argument("--masks", metavar="P", default=None,
+                   help="your masks folder (index, grey-coded or RGB-coded masks; see --mask-values/--mask-colours)")
     p.add_argument("--n-classes", type=int, default=None, metavar="N",
-                   help="number of classes of --images/--masks (default: max mask value + 1)")
+                   help="number of classes of index masks 0..N-1 (checked against the masks)")
     p.add_argument("--profile", choices=["smoke", "cpu", "full"], default=None,
                    help="smoke (seconds), cpu (minutes on 2 cores) or full (GPU scale)")
     p.add_argument("--epochs", type=int, default=None, metavar="N", help="number of epochs (train_epochs)")
@@ -72,6 +81,7 @@ def add_parser(subparsers):
     mode.add_argument("--overwrite", action="store_true", help="replace the run already in --out")
     add_data_dir(p)
     p.add_argument("--quiet", action="store_true", help="no per-epoch progress lines")
+    add_user_data(p)
     return p
 
 
@@ -105,6 +115,8 @@ def run(args) -> int:
         overrides["train_epochs"] = args.epochs
     if args.max_minutes is not None:
         overrides["train_max_minutes"] = args.max_minutes
+    if args.encoder_weights is not None:
+        overrides["train_encoder_weights"] = str(Path(args.encoder_weights).expanduser().resolve())
     if args.precision is not None:  # training and its final evaluation
         overrides["train_precision"] = overrides["eval_precision"] = args.precision
     if args.resume:
@@ -128,7 +140,9 @@ def run(args) -> int:
             options.update(extra)
         elif model_name != prof["train_model"]:
             options = {}
-        data_name = args.dataset or (Path(args.images).name if args.images else prof["train_dataset"])
+        from rockseg.data.split_data import folder_name
+
+        data_name = args.dataset or (folder_name(args.images) if args.images else prof["train_dataset"])
         out = Path(args.out) if args.out else Path("runs") / f"{model_name}-{data_name}-seed{args.seed}"
 
     from rockseg.training.runs import train_run
@@ -136,7 +150,7 @@ def run(args) -> int:
     rec = train_run(model_name, out=out, dataset=args.dataset, images=args.images, masks=args.masks,
                     data_dir=args.data_dir, profile=args.profile, seed=args.seed, resume=args.resume,
                     overwrite=args.overwrite, model_options=options, n_classes=args.n_classes,
-                    verbose=0 if args.quiet else 2, **overrides)
+                    verbose=0 if args.quiet else 2, **user_data_kwargs(args), **overrides)
     from rockseg.evaluation import format_metrics
 
     print(format_metrics(rec))

@@ -15,8 +15,10 @@ import numpy as np
 
 from rockseg import config
 from rockseg.data import folders, io, registry
+from rockseg.data.classmap import IGNORE, ClassMap, infer_class_map, read_class_map
 from rockseg.data.masks import decode_mask
-from rockseg.errors import DataError, MaskError, RegistryError
+from rockseg.errors import DataError, RegistryError
+from rockseg.progress import progress_bar
 
 __all__ = ["Dataset", "load_dataset", "load_folder", "default_dataset_name"]
 
@@ -48,6 +50,7 @@ class Dataset:
     provenance: dict = field(default_factory=dict)
     kind: str = "images"
     id_name: str = "id"
+    class_map: ClassMap | None = None
 
     @property
     def n_classes(self) -> int:
@@ -138,8 +141,46 @@ def _decode(raw: np.ndarray, encoding: dict, spec: dict, path) -> np.ndarray:
     raise RegistryError(f"dataset {spec['name']!r}: unknown mask encoding {kind!r}")
 
 
-def _z_split(depth: int, fractions: dict) -> dict[str, list[int]]:
-    return {s: list(range(int(lo * depth), int(hi * depth))) for s, (lo, hi) in fractions.items()}
+def _spec_class_map(spec: dict) -> ClassMap:
+    """The registered mask encoding as a :class:`ClassMap` (for the run record)."""
+    enc, names = spec.get("mask_encoding", {}), list(spec["class_names"])
+    if enc.get("type") == "colours":
+        return ClassMap(names, "colours", colours=enc.get("colours", spec["class_colours"]), source="registry")
+    if enc.get("type") == "values":
+        raw = {int(idx): int(v) for v, idx in enc["values"].items()}
+        return ClassMap(names, "values", values=[raw[i] for i in range(len(names))], source="registry")
+    return ClassMap(names, "index", source="registry")
+
+
+def _z_split(depth: int, fractions: dict, min_gap: int = 0) -> dict[str, list[int]]:
+    """Slabs ``[lo, hi)`` (fractions of ``depth``); where two slabs sit closer than
+    ``min_gap`` slices, the slabs are laid out again in proportion with that gap."""
+    slabs = sorted(((k, int(lo * depth), int(hi * depth)) for k, (lo, hi) in fractions.items()),
+                   key=lambda t: t[1])
+    gaps = [b[1] - a[2] for a, b in zip(slabs[:-1], slabs[1:])]
+    if not gaps or min(gaps) >= min_gap:
+        return {k: list(range(lo, hi)) for k, lo, hi in slabs}
+    lengths = np.array([hi - lo for _, lo, hi in slabs], float)
+    start, end = slabs[0][1], slabs[-1][2]
+    usable = end - start - min_gap * (len(slabs) - 1)
+    sizes = np.floor(lengths / lengths.sum() * usable).astype(int)
+    sizes[np.argsort(-(lengths / lengths.sum() * usable - sizes))[: usable - sizes.sum()]] += 1
+    if usable < len(slabs) or (sizes < 1).any():
+        raise DataError(f"{depth} slices are too few for {len(slabs)} slabs {min_gap} slices apart "
+                        "(the correlation length); use a deeper volume")
+    out, z = {}, start
+    for (k, _, _), size in zip(slabs, sizes):
+        out[k] = list(range(z, z + int(size)))
+        z += int(size) + min_gap
+    return out
+
+
+def _volume_gap(image) -> tuple[int, str]:
+    """Gap between slabs: the image's measured correlation length along z."""
+    from rockseg.data.splits import correlation_length
+
+    c = correlation_length(image)
+    return int(c["length"]), f"measured correlation length along z ({c['note']})"
 
 
 def _provenance(spec: dict, folder: Path | None, files) -> dict:
@@ -213,7 +254,7 @@ def _load_samples(spec: dict, folder: Path, *, include_extra: bool) -> Dataset:
                    class_names=list(spec["class_names"]),
                    class_colours=[tuple(c) for c in spec["class_colours"]],
                    ids=ids, split=split, provenance=prov, kind=spec.get("kind", "images"),
-                   id_name=spec.get("id_name", "id"))
+                   id_name=spec.get("id_name", "id"), class_map=_spec_class_map(spec))
 
 
 def _load_volume(spec: dict, folder: Path) -> Dataset:
@@ -221,13 +262,16 @@ def _load_volume(spec: dict, folder: Path) -> Dataset:
     image = io.read_volume(vi)
     mask = _decode(io.read_volume(vm), spec["mask_encoding"], spec, vm)
     folders.check_pair(image, mask, vi, vm)
+    gap, note = _volume_gap(image)
     return Dataset(name=spec["name"], images=image, masks=mask,
                    class_names=list(spec["class_names"]),
                    class_colours=[tuple(c) for c in spec["class_colours"]],
                    ids=list(range(image.shape[0])),
-                   split=_z_split(image.shape[0], spec["split_z_fractions"]),
-                   provenance=_provenance(spec, folder, list(spec["files"])),
-                   kind=spec.get("kind", "volume"), id_name=spec.get("id_name", "z"))
+                   split=_z_split(image.shape[0], spec["split_z_fractions"], gap),
+                   provenance={**_provenance(spec, folder, list(spec["files"])),
+                               "split_gap": gap, "split_gap_note": note},
+                   kind=spec.get("kind", "volume"), id_name=spec.get("id_name", "z"),
+                   class_map=_spec_class_map(spec))
 
 
 def _load_synthetic(spec: dict, *, shape, seed: int, profile: str | None, **params) -> Dataset:
@@ -237,28 +281,60 @@ def _load_synthetic(spec: dict, *, shape, seed: int, profile: str | None, **para
     image, labels, meta = synthetic_sandstone(shape=shape, seed=seed, **params)
     mask = decode_mask(labels, n_classes=len(spec["class_names"]), path=spec["generator"])
     prov = _provenance(spec, None, [])
+    # the gap between slabs: one grain diameter (in voxels) of the generated pack
+    if meta.get("grain_diameter_px"):
+        gap, note = int(np.ceil(meta["grain_diameter_px"])), "one grain diameter of the generated pack"
+    else:
+        gap, note = _volume_gap(image)
     prov.update(generator=spec["generator"], seed=seed, shape=list(shape), params=params,
-                meta=dict(meta) if isinstance(meta, dict) else meta)
+                meta=dict(meta) if isinstance(meta, dict) else meta, split_gap=gap, split_gap_note=note)
     return Dataset(name=spec["name"], images=np.asarray(image), masks=mask,
                    class_names=list(spec["class_names"]),
                    class_colours=[tuple(c) for c in spec["class_colours"]],
                    ids=list(range(shape[0])),
-                   split=_z_split(shape[0], spec["split_z_fractions"]),
+                   split=_z_split(shape[0], spec["split_z_fractions"], gap),
                    provenance=prov, kind=spec.get("kind", "synthetic-volume"),
-                   id_name=spec.get("id_name", "z"))
+                   id_name=spec.get("id_name", "z"), class_map=_spec_class_map(spec))
 
 
 # ---------------------------------------------------------------- user folders
-def load_folder(images, masks=None, *, colours=None, values=None, n_classes=None,
-                class_names=None, class_colours=None, name=None) -> Dataset:
+def _legacy_map(colours, values, class_names, class_colours) -> ClassMap | None:
+    """The class map of the older ``colours=``/``values=`` keywords (class ``i`` = entry ``i``)."""
+    if colours is not None:
+        names = class_names or [f"class {i}" for i in range(len(colours))]
+        return ClassMap(names, "colours", colours=list(colours))
+    if values is not None:
+        by_class = {}
+        for raw, idx in dict(values).items():
+            by_class.setdefault(int(idx), []).append(int(raw))
+        n = max(by_class) + 1
+        if sorted(by_class) != list(range(n)) or any(len(v) != 1 for v in by_class.values()):
+            raise DataError(f"values= must map one grey value to each class 0..n-1, got {dict(values)}")
+        names = class_names or [f"class {i}" for i in range(n)]
+        return ClassMap(names, "values", values=[by_class[i][0] for i in range(n)],
+                        ignore=[] if IGNORE in dict(values) else [IGNORE])
+    return None
+
+
+def load_folder(images, masks=None, *, class_map=None, colours=None, values=None, n_classes=None,
+                class_names=None, class_colours=None, name=None, ignore="auto", log=None) -> Dataset:
     """Load the user's own image/mask pairs as a :class:`Dataset`.
 
     ``images`` is a root folder in keras-segmentation layout
     (``images_prepped_<split>/`` + ``annotations_prepped_<split>/``, splits kept,
     ids ``"<split>/<stem>"``) or with ``images/`` + ``masks/``; or, with ``masks``,
-    the two folders themselves (ids = file stems). Masks are decoded with
-    ``colours`` (RGB list), ``values`` (grey -> class) or used as indices.
-    Image/mask shapes must agree (``DataError`` naming both files).
+    the two folders themselves (ids = file stems).
+
+    Masks are decoded with ``class_map`` (a :class:`~rockseg.data.classmap.ClassMap`
+    or the path of a class-map JSON file; also ``colours=`` RGB list or ``values=``
+    grey → class). Without one the map is inferred from the masks
+    (:func:`~rockseg.data.classmap.infer_class_map`: 0/255 → background/foreground,
+    33/65/201/231 → 4 classes in sorted order, 255 next to 0..n-1 → ignored; ``ignore``
+    names another "no label" value, or ``None`` for none) and
+    ``log`` (e.g. ``print``) is told the mapping. ``n_classes`` or ``class_names``
+    that disagree with the masks raise ``DataError`` naming the file and the value.
+    Image/mask shapes must agree (``DataError`` naming both files). With ``log``, reading
+    more than 20 pairs shows a progress bar.
     """
     root = Path(images)
     if masks is not None:
@@ -268,41 +344,46 @@ def load_folder(images, masks=None, *, colours=None, values=None, n_classes=None
         groups = ({s: folders.find_pairs(root, s) for s in splits} if splits
                   else {"all": folders.find_pairs(root)})
     prefix = masks is None and list(groups) != ["all"]
-    imgs, msks, ids, split = [], [], [], {}
-    for group, pairs in groups.items():
-        split[group] = []
-        for ipath, mpath in pairs:
-            image = io.read_image(ipath)
-            mask = decode_mask(io.read_image(mpath), colours=colours, values=values,
-                                  n_classes=n_classes, path=mpath)
-            folders.check_pair(image, mask, ipath, mpath)
-            item = f"{group}/{ipath.stem}" if prefix else ipath.stem
-            imgs.append(image)
-            msks.append(mask)
-            ids.append(item)
-            split[group].append(item)
-    if n_classes is None:
-        if colours is not None:
-            n_classes = len(colours)
-        elif values is not None:
-            n_classes = max(int(v) for v in dict(values).values()) + 1
-        else:
-            n_classes = max(int(m.max()) for m in msks) + 1
-    if class_names is None:
-        class_names = [f"class {i}" for i in range(n_classes)]
-    if len(class_names) != n_classes:
-        raise DataError(f"{len(class_names)} class names given for {n_classes} classes", path=root)
+    if isinstance(class_map, (str, os.PathLike)):
+        class_map = read_class_map(class_map)
+    cm = class_map if class_map is not None else _legacy_map(colours, values, class_names, class_colours)
+    imgs, raws, ids, split, paths = [], [], [], {}, []
+    n_pairs = sum(len(p) for p in groups.values())
+    with progress_bar(n_pairs, "read", log is not None and n_pairs > 20, unit="pair", leave=False) as bar:
+        for group, pairs in groups.items():
+            split[group] = []
+            for ipath, mpath in pairs:
+                image, raw = io.read_image(ipath), io.read_image(mpath)
+                folders.check_pair(image, raw, ipath, mpath)
+                item = f"{group}/{ipath.stem}" if prefix else ipath.stem
+                imgs.append(image)
+                raws.append(raw)
+                ids.append(item)
+                paths.append(mpath)
+                split[group].append(item)
+                bar.update(1)
+    mask_root = Path(masks) if masks is not None else root
+    if cm is None:
+        cm = infer_class_map(raws, n_classes=n_classes, names=class_names, ignore=ignore, where=mask_root,
+                             paths=paths)
+    elif class_names is not None and list(map(str, class_names)) != cm.names:
+        if len(class_names) != cm.n_classes:
+            raise DataError(f"{len(class_names)} class names given for {cm.n_classes} classes", path=root)
+        cm = ClassMap.from_dict({**cm.to_dict(), "names": list(class_names)})
+    if n_classes is not None and int(n_classes) != cm.n_classes:
+        raise DataError(f"n_classes={n_classes} disagrees with the class map, which has {cm.n_classes} "
+                        f"classes ({', '.join(cm.names)})", path=mask_root)
+    msks = [cm.decode(raw, path=p) for raw, p in zip(raws, paths)]
+    if log is not None:
+        log(cm.describe())
     if class_colours is None:
-        class_colours = colours if colours is not None else [
-            _PALETTE[i % len(_PALETTE)] for i in range(n_classes)]
-    seen = max(int(m.max()) for m in msks)
-    if seen >= n_classes:
-        raise MaskError(f"masks hold class {seen} but only {n_classes} classes are named", path=root)
+        class_colours = cm.colours if cm.colours is not None else [
+            _PALETTE[i % len(_PALETTE)] for i in range(cm.n_classes)]
     return Dataset(name=name or root.name, images=_stack_or_list(imgs), masks=_stack_or_list(msks),
-                   class_names=list(class_names),
+                   class_names=list(cm.names),
                    class_colours=[tuple(int(x) for x in c) for c in class_colours],
                    ids=ids, split=split,
                    provenance={"dataset": name or root.name, "folder": str(root.resolve()),
                                "files": {str(i): {} for i, _ in
                                          (p for g in groups.values() for p in g)}},
-                   kind="user", id_name="file")
+                   kind="user", id_name="file", class_map=cm)

@@ -15,6 +15,9 @@ Methods (``x`` raw, result ``clip((x - lo) / (hi - lo), 0, 1)`` in float32):
   ``low``/``high`` percentiles; a constant input gives zeros;
 * ``auto``: chosen per input from its dtype: uint8 → ``uint8``, bool or float in [0, 1]
   → ``unit``, anything else → ``percentile`` (what a run without a record gets);
+* ``channels``: ``fixed`` for each channel on its own (``lo``/``hi`` one value per
+  channel; fitted as the pooled percentiles of each channel), for colour images whose
+  channels span different ranges;
 * ``none``: cast to float32, nothing else.
 
 :func:`fit_scaling` turns ``auto`` into a concrete method for a dataset: ``uint8`` or
@@ -27,11 +30,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from rockseg.data.classmap import IGNORE
 from rockseg.errors import DataError
 
 __all__ = ["METHODS", "Scaling", "as_scaling", "fit_scaling", "check_pairs", "prepare_arrays", "to_uint8"]
 
-METHODS = ("auto", "uint8", "unit", "fixed", "percentile", "none")
+METHODS = ("auto", "uint8", "unit", "fixed", "percentile", "channels", "none")
 _LEGACY = {None: "auto", "rockseg.io.normalize": "auto", "identity": "none"}
 
 
@@ -47,10 +51,12 @@ def _check_finite(a: np.ndarray, path=None) -> None:
         raise DataError(f"cannot normalise an image of dtype {a.dtype}", path=path)
 
 
-def _affine(a: np.ndarray, lo: float, hi: float, clip: bool = True) -> np.ndarray:
-    if not hi > lo:
+def _affine(a: np.ndarray, lo, hi, clip: bool = True) -> np.ndarray:
+    lo, hi = np.asarray(lo, np.float32), np.asarray(hi, np.float32)
+    if lo.ndim == 0 and not hi > lo:
         return np.zeros(a.shape, np.float32)
-    out = (a.astype(np.float32) - np.float32(lo)) / np.float32(hi - lo)
+    span = np.where(hi > lo, hi - lo, np.float32(np.inf))  # a flat channel gives zeros
+    out = ((a.astype(np.float32) - lo) / span).astype(np.float32)
     return np.clip(out, 0.0, 1.0, out=out) if clip else out
 
 
@@ -84,8 +90,8 @@ class Scaling:
     """How raw values become model input (see the module docstring for the methods)."""
 
     method: str = "auto"
-    lo: float | None = None
-    hi: float | None = None
+    lo: float | tuple | None = None  # one value, or one per channel for "channels"
+    hi: float | tuple | None = None
     low: float = 0.5  # percentiles, for "percentile" and when fitting "fixed"
     high: float = 99.5
 
@@ -94,14 +100,21 @@ class Scaling:
             raise DataError(f"unknown scaling method {self.method!r}; choose one of {', '.join(METHODS)}")
         if not 0 <= self.low < self.high <= 100:
             raise DataError(f"scaling percentiles need 0 <= low < high <= 100, got {self.low}, {self.high}")
-        if self.method == "fixed" and (self.lo is None or self.hi is None):
-            raise DataError("scaling method 'fixed' needs lo and hi")
+        if self.method in ("fixed", "channels") and (self.lo is None or self.hi is None):
+            raise DataError(f"scaling method {self.method!r} needs lo and hi")
+        if self.method == "channels":
+            object.__setattr__(self, "lo", tuple(float(v) for v in np.atleast_1d(self.lo)))
+            object.__setattr__(self, "hi", tuple(float(v) for v in np.atleast_1d(self.hi)))
+            if len(self.lo) != len(self.hi):
+                raise DataError("scaling 'channels' needs as many lo as hi values")
 
     def to_dict(self) -> dict:
         d = {"method": self.method}
         if self.method == "fixed":
             d.update(lo=float(self.lo), hi=float(self.hi))
-        if self.method in ("fixed", "percentile", "auto"):
+        if self.method == "channels":
+            d.update(lo=list(self.lo), hi=list(self.hi))
+        if self.method in ("fixed", "channels", "percentile", "auto"):
             d.update(low=float(self.low), high=float(self.high))
         return d
 
@@ -136,18 +149,39 @@ class Scaling:
         if bound.method == "none":
             return a.astype(np.float32)
         _check_finite(a, path)
+        if bound.method == "channels" and (a.ndim < 3 or a.shape[-1] != len(bound.lo)):
+            raise DataError(f"the scaling has {len(bound.lo)} channels but the image has shape {a.shape}",
+                            path=path)
         return _affine(a, bound.lo, bound.hi)
 
     __call__ = apply
 
 
+class _Unfitted:
+    """A ``fixed``/``channels`` scaling whose bounds :func:`fit_scaling` still has to find."""
+
+    lo = hi = None
+
+    def __init__(self, method):
+        self.method = method
+
+    def apply(self, image, *args, **kwargs):
+        raise DataError(f"scaling {self.method!r} has no bounds yet: fit it on training images "
+                        "(rockseg.data.normalize.fit_scaling)")
+
+    bind = __call__ = apply
+
+
 def as_scaling(spec) -> Scaling:
     """A :class:`Scaling` from a Scaling, a method name, a ``to_dict()`` dict, or what older
     run records hold (``"rockseg.io.normalize"`` or None: ``auto``)."""
-    if isinstance(spec, Scaling):
+    if isinstance(spec, (Scaling, _Unfitted)):
         return spec
     if spec is None or isinstance(spec, str):
-        return Scaling(_LEGACY.get(spec, spec))
+        method = _LEGACY.get(spec, spec)
+        if method in ("fixed", "channels"):  # to be fitted: see fit_scaling
+            return _Unfitted(method)
+        return Scaling(method)
     if isinstance(spec, dict):
         spec = dict(spec)
         if "min" in spec and "max" in spec:
@@ -156,14 +190,15 @@ def as_scaling(spec) -> Scaling:
         unknown = set(spec) - {"lo", "hi", "low", "high"}
         if unknown:
             raise DataError(f"unknown scaling settings {sorted(unknown)}")
-        return Scaling(method, **{k: float(v) for k, v in spec.items()})
+        return Scaling(method, **{k: (tuple(map(float, v)) if isinstance(v, (list, tuple)) else float(v))
+                                  for k, v in spec.items()})
     raise DataError(f"cannot read a scaling from {spec!r}")
 
 
 def fit_scaling(images, method="auto", *, low: float = 0.5, high: float = 99.5) -> Scaling:
     """The dataset's scaling, chosen on its training images (see the module docstring)."""
     s = as_scaling(method)
-    if s.method != "auto" and not (s.method == "fixed" and s.lo is None):
+    if s.method != "auto" and not (s.method in ("fixed", "channels") and s.lo is None):
         return s
     imgs = [np.asarray(im) for im in images]
     if not imgs:
@@ -172,6 +207,13 @@ def fit_scaling(images, method="auto", *, low: float = 0.5, high: float = 99.5) 
         kinds = {_resolve_auto(im) for im in imgs}
         if len(kinds) == 1 and kinds <= {"uint8", "unit"}:
             return Scaling(kinds.pop())
+    if s.method == "channels":
+        if any(im.ndim != 3 for im in imgs) or len({im.shape[-1] for im in imgs}) != 1:
+            raise DataError("per-channel scaling needs (H, W, C) images with one channel count")
+        sample = np.concatenate([_sample(im, 2).reshape(-1, im.shape[-1]) for im in imgs])
+        _check_finite(sample)
+        lo, hi = np.percentile(sample, [low, high], axis=0)
+        return Scaling("channels", tuple(lo.tolist()), tuple(hi.tolist()), low, high)
     sample = np.concatenate([_sample(im, 2).ravel() for im in imgs])
     _check_finite(sample)
     lo, hi = np.percentile(sample, [low, high])
@@ -228,9 +270,10 @@ def check_pairs(images, masks=None, *, n_classes: int | None = None, name: str =
             raise DataError(f"{name}[{k}]: mask holds non-integer values; masks are class indices 0..n-1")
         if m.size and m.min() < 0:
             raise DataError(f"{name}[{k}]: mask holds negative values")
-        if n_classes is not None and m.size and int(m.max()) >= n_classes:
-            raise DataError(f"{name}[{k}]: mask value {int(m.max())} >= n_classes={n_classes}; "
-                            f"masks must hold class indices 0..{n_classes - 1}")
+        labelled = m[m != IGNORE] if m.size else m
+        if n_classes is not None and labelled.size and int(labelled.max()) >= n_classes:
+            raise DataError(f"{name}[{k}]: mask value {int(labelled.max())} >= n_classes={n_classes}; "
+                            f"masks must hold class indices 0..{n_classes - 1} (or {IGNORE}: no label)")
         out_masks.append(m.astype(np.uint8))
     return out_imgs, out_masks
 

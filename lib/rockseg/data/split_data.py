@@ -6,10 +6,18 @@ from pathlib import Path
 
 import numpy as np
 
+from rockseg.data.classmap import IGNORE, ClassMap
+from rockseg.data.folder_splits import check_split, describe_split, plan_folder_split
 from rockseg.data.normalize import Scaling, fit_scaling
 from rockseg.errors import DataError
 
-__all__ = ["SplitData", "load_split_data"]
+__all__ = ["SplitData", "folder_name", "load_split_data"]
+
+
+def folder_name(images) -> str:
+    """A user dataset's name: its folder, or the folder above ``images/``."""
+    p = Path(images).resolve()
+    return p.parent.name if p.name.lower() in ("images", "image", "imgs") and p.parent.name else p.name
 
 # ----------------------------------------------------------------------- data
 @dataclass
@@ -28,6 +36,8 @@ class SplitData:
     class_colours: list | None = None
     channels: int = 1
     scaling: Scaling = field(default_factory=Scaling)
+    class_map: ClassMap | None = None
+    split_info: dict = field(default_factory=dict)
 
     def record(self) -> dict:
         """The ``dataset`` entry of run.json."""
@@ -37,7 +47,8 @@ class SplitData:
             if isinstance(prov.get(key), dict):
                 files = prov[key]
                 break
-        return {"name": self.name, "source": self.source, "split": self.split, "files": files,
+        return {"name": self.name, "source": self.source, "split": self.split, "split_info": self.split_info,
+                "files": files,
                 "provenance": {k: v for k, v in prov.items() if k not in ("files", "sha256")},
                 "n_images": {k: len(v[0]) for k, v in (("train", self.train), ("val", self.val),
                                                        ("test", self.test))}}
@@ -46,49 +57,70 @@ class SplitData:
         """The ``data`` entry of run.json (what ``load_predictor`` needs)."""
         return {"class_names": list(self.class_names), "n_classes": int(self.n_classes),
                 "channels": int(self.channels), "class_colours": self.class_colours,
-                "scaling": self.scaling.to_dict()}
+                "scaling": self.scaling.to_dict(),
+                "class_map": (self.class_map or ClassMap.from_names(self.class_names)).to_dict()}
 
 
 def _check_masks(masks, n_classes: int, where: str, ids=None) -> None:
     for k, m in enumerate(masks):
         m = np.asarray(m)
-        if m.size and int(m.max()) >= n_classes:
+        top = int(m[m != IGNORE].max()) if m.size and (m != IGNORE).any() else -1
+        if top >= n_classes:
             name = ids[k] if ids is not None and k < len(ids) else f"image {k}"
-            raise DataError(f"mask {name} holds value {int(m.max())} but the dataset has "
+            raise DataError(f"mask {name} holds value {top} but the dataset has "
                             f"n_classes={n_classes} (valid labels 0..{n_classes - 1})", path=where)
 
 
-def _default_split(ids: list) -> dict:
-    """Hold out the last image for test and the one before for validation."""
-    n = len(ids)
-    if n >= 3:
-        return {"train": ids[:-2], "val": [ids[-2]], "test": [ids[-1]]}
-    if n == 2:
-        return {"train": ids[:1], "val": ids[1:], "test": []}
-    raise DataError(f"need at least 2 image/mask pairs to train and validate, found {n}")
+def _registered_split(ds) -> tuple[dict, dict]:
+    sp = {k: list(ds.split.get(k, [])) for k in ("train", "val", "test")}
+    info = {"method": "registry"}
+    gap = (ds.provenance or {}).get("split_gap")
+    if gap is not None:
+        info.update(gap=int(gap), gap_note=ds.provenance.get("split_gap_note"))
+    return sp, info
 
 
-def _pick_split(ds_split: dict, ids: list) -> dict:
-    """train/val/test from a dataset's own split, else hold-outs (see :func:`load_split_data`)."""
-    sp = {k: list(ds_split.get(k, [])) for k in ("train", "val", "test")}
-    if sp["train"] and sp["val"]:
-        return sp
-    if len(sp["train"]) >= 2:  # e.g. keras-segmentation train/test folders without val
-        return {"train": sp["train"][:-1], "val": sp["train"][-1:], "test": sp["test"]}
-    return _default_split(list(ids))
+def _choose_split(ds, source, given, options) -> tuple[dict, dict]:
+    """The split of a dataset: given ids, the dataset's own, or planned for a user folder."""
+    if given:
+        return {k: list(given.get(k, [])) for k in ("train", "val", "test")}, {"method": "given"}
+    if source == "registry":
+        return _registered_split(ds)
+    own = {k: list(v) for k, v in (ds.split or {}).items() if k != "all"}
+    opts = {k: v for k, v in (options or {}).items() if v is not None}
+    seed = int(opts.pop("seed", 0))
+    if own.get("train") and (own.get("val") or len(own["train"]) >= 2) and not (opts.get("val") or opts.get("test")):
+        if not own.get("val"):  # keras-segmentation train/test folders without val: plan val in train
+            sub = [ds.index(i) for i in own["train"]]
+            part, info = plan_folder_split(own["train"], [ds.images[k] for k in sub],
+                                           [ds.masks[k] for k in sub], ds.n_classes,
+                                           **{**opts, "test_fraction": 0.0}, seed=seed)
+            own["train"], own["val"] = part["train"], part["val"]
+        else:
+            info = {}
+        return ({"train": own["train"], "val": own.get("val", []), "test": own.get("test", [])},
+                {**info, "method": "folder", "folders": sorted(ds.split)})
+    return plan_folder_split(ds.ids, ds.images, ds.masks, ds.n_classes, seed=seed, **opts)
 
 
 def load_split_data(dataset: str | None = None, *, images=None, masks=None, data_dir=None,
                     n_classes: int | None = None, split: dict | None = None,
-                    profile: str | None = None, shape=None, scaling="auto") -> SplitData:
+                    profile: str | None = None, shape=None, scaling="auto", class_map=None,
+                    split_options: dict | None = None, ignore="auto", log=None) -> SplitData:
     """Load a registered dataset (``dataset``) or a user folder pair (``images``, ``masks``).
 
-    A user folder without a train/val split keeps its last image for test and the
-    one before it for validation (with only a train split, its last image validates);
-    ``split`` overrides with explicit id lists. ``n_classes`` that disagrees with the
-    mask values raises ``DataError`` naming the data. ``profile`` (or ``shape``) sizes the synthetic twin.
-    ``scaling`` (a :class:`~rockseg.data.normalize.Scaling` or its spec) is fitted on the
-    training images (:func:`~rockseg.data.normalize.fit_scaling`).
+    A registered dataset keeps its own split. A user folder keeps its split folders
+    (keras-segmentation layout), else gets one from
+    :func:`~rockseg.data.folder_splits.plan_folder_split` (``split_options``: ``val``,
+    ``test``, ``val_fraction``, ``test_fraction``, ``group_by``, ``seed``); ``split``
+    gives explicit id lists instead. Every split is checked for leaks
+    (``DataError``). ``class_map`` (a :class:`~rockseg.data.classmap.ClassMap` or a
+    JSON path) decodes the masks, else the map is inferred; ``n_classes`` that
+    disagrees with the masks raises ``DataError`` naming the data; ``ignore`` is the
+    "no label" mask value of an inferred map (``"auto"``: 255 next to 0..n-1). ``log`` (e.g.
+    ``print``) is told the class map and the split. ``profile`` (or ``shape``) sizes the
+    synthetic twin. ``scaling`` is fitted on the training images
+    (:func:`~rockseg.data.normalize.fit_scaling`).
     """
     from rockseg.data import datasets as dsmod
 
@@ -98,14 +130,14 @@ def load_split_data(dataset: str | None = None, *, images=None, masks=None, data
         ds = dsmod.load_dataset(dataset, data_dir=data_dir, profile=profile, shape=shape)
         name, source, where = dataset, "registry", dataset
     else:
-        ds = dsmod.load_folder(images, masks, n_classes=n_classes)
-        name, source, where = f"folder:{Path(images).name}", "folder", images
+        ds = dsmod.load_folder(images, masks, n_classes=n_classes, class_map=class_map, ignore=ignore, log=log)
+        name, source, where = f"folder:{folder_name(images)}", "folder", images
     ids = list(ds.ids)
     nc = int(ds.n_classes if n_classes is None else n_classes)
     class_names = list(getattr(ds, "class_names", None) or [str(i) for i in range(nc)])
     if len(class_names) != nc:
         class_names = (class_names + [f"class {i}" for i in range(len(class_names), nc)])[:nc]
-    the_split = _pick_split(split or getattr(ds, "split", None) or {}, ids)
+    the_split, info = _choose_split(ds, source, split, split_options)
     index = {str(i): k for k, i in enumerate(ids)}
     parts = {}
     for part in ("train", "val", "test"):
@@ -118,6 +150,9 @@ def load_split_data(dataset: str | None = None, *, images=None, masks=None, data
         msks = [np.asarray(ds.masks[k]) for k in sel]
         _check_masks(msks, nc, str(where), the_split[part])
         parts[part] = (imgs, msks)
+    _check_leaks(the_split, info, ids, where)
+    if log is not None:
+        log(describe_split(the_split, info))
     first = parts["train"][0][0] if parts["train"][0] else np.zeros((1, 1))
     channels = 1 if first.ndim == 2 else int(first.shape[-1])
     prov = dict(getattr(ds, "provenance", None) or {})
@@ -127,7 +162,20 @@ def load_split_data(dataset: str | None = None, *, images=None, masks=None, data
                      val=parts["val"], test=parts["test"], split=the_split, source=source,
                      provenance=prov, class_colours=_listify(getattr(ds, "class_colours", None)),
                      channels=channels,
-                     scaling=fit_scaling(parts["train"][0], scaling) if parts["train"][0] else Scaling())
+                     scaling=fit_scaling(parts["train"][0], scaling) if parts["train"][0] else Scaling(),
+                     class_map=getattr(ds, "class_map", None), split_info=info)
+
+
+def _check_leaks(split: dict, info: dict, ids, where) -> None:
+    """Every run: no image on two sides; for slices and volumes, none within the split's gap."""
+    try:
+        check_split(split)
+        numeric = all(isinstance(i, (int, np.integer)) for i in ids)
+        gap = info.get("gap")
+        if numeric and gap is not None and info.get("method") in ("registry", "given"):
+            check_split(split, positions={i: int(i) for i in ids}, gap=int(gap))
+    except DataError as e:
+        raise DataError(f"{e} (the split must not leak; choose another --val/--test)", path=where) from None
 
 
 def _hash_files(files: dict) -> dict:

@@ -15,7 +15,7 @@ import numpy as np
 
 from rockseg.errors import DataError
 
-__all__ = ["check_leakage", "group_split", "min_distance", "neighbour_similarity", "random_split", "slab_split"]
+__all__ = ["check_leakage", "correlation_length", "group_split", "min_distance", "neighbour_similarity", "random_split", "slab_split"]
 
 DEFAULT_NAMES = ("train", "val", "test")
 
@@ -268,3 +268,33 @@ def neighbour_similarity(volume, max_lag: int = 10, *, axis: int = 0, metric: st
                 vals.append((a * b).sum() / den if den > 0 else np.nan)
         out[lag - 1] = np.nanmean(vals) if not np.all(np.isnan(vals)) else np.nan
     return out
+
+
+def correlation_length(volume, *, axis: int = 0, threshold: float = 0.05, max_lag: int | None = None) -> dict:
+    """Lag (in slices) beyond which slices stop looking alike: the gap a split needs.
+
+    Slices are correlated after removing the stack's mean slice (a pattern shared by
+    every slice, such as beam-hardening cupping or the sample holder, is not
+    structure). The length is the first lag at which the Pearson correlation of
+    slices ``k`` and ``k + lag`` falls below ``threshold``; for a grain pack that is
+    about one grain diameter. Returns ``{"length", "correlation", "threshold",
+    "note"}``; when the correlation stays above ``threshold`` up to ``max_lag``
+    (default ``min(n // 4, 64)``) the length is ``max_lag`` and the note says so.
+    """
+    vol = np.moveaxis(np.asarray(volume, dtype=np.float32), axis, 0)
+    n = vol.shape[0]
+    if n < 3:
+        raise DataError(f"need at least 3 slices to measure a correlation length, got {n}")
+    max_lag = int(max_lag or max(1, min(n // 4, 64)))
+    max_lag = min(max_lag, n - 1)
+    fluct = vol - vol.mean(axis=0, keepdims=True)
+    r = neighbour_similarity(fluct, max_lag, metric="corr")
+    below = np.flatnonzero(~(r >= threshold))
+    if below.size:
+        length = int(below[0] + 1)
+        note = f"slice correlation falls below {threshold:g} at lag {length}"
+    else:
+        length = max_lag
+        note = f"slice correlation is still {r[-1]:.2f} at lag {max_lag}, the largest measured"
+    return {"length": length, "correlation": [None if np.isnan(v) else float(v) for v in r],
+            "threshold": float(threshold), "note": note}

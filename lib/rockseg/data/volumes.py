@@ -10,10 +10,16 @@ Inputs (``open_volume``):
   before ``slice10``, hidden files skipped: :func:`rockseg.data.io.list_slices`), read slice by slice;
 * a zarr array (a folder with ``zarr.json`` or ``.zarray``), or a ``.npy`` file (memory-mapped).
 
+``open_input`` (what ``rockseg predict`` and ``analyze`` read) also takes a single 2D image:
+a PNG/JPEG/BMP file, a one-page TIFF of ``(H, W)`` grey or ``(H, W, 3|4)`` RGB(A) samples,
+or a 2D ``.npy``/zarr array; it is returned as a one-slice volume ``(1, H, W[, C])`` with
+``is_2d`` True. Multi-page TIFF stacks, slice folders, zarr and 3D ``.npy`` stay volumes.
+
 Outputs (``create_output``): uncompressed TIFF (ImageJ hyperstack with voxel size when
-under 4 GB, else BigTIFF) or zarr. The writer fills a temporary file/folder beside the
-final path and renames it only when :meth:`VolumeWriter.commit` runs; on any error the
-temporary is removed, so no file with the final name can be mistaken for a result.
+under 4 GB, else BigTIFF), zarr, or (2D images only) PNG. The writer fills a temporary
+file/folder beside the final path and renames it only when :meth:`VolumeWriter.commit`
+runs; on any error the temporary is removed, so no file with the final name can be
+mistaken for a result.
 """
 from __future__ import annotations
 
@@ -24,9 +30,16 @@ from pathlib import Path
 
 import numpy as np
 
-from rockseg.data.io import SLICE_SUFFIXES, TIFF_SUFFIXES, create_tiff, list_slices, read_slice
+from rockseg.data.io import (
+    PIL_SUFFIXES,
+    SLICE_SUFFIXES,
+    TIFF_SUFFIXES,
+    create_tiff,
+    list_slices,
+    read_image,
+    read_slice,
+)
 from rockseg.errors import DataError, OutputExistsError
-
 
 
 def _normalise_key(key, shape):
@@ -48,6 +61,7 @@ class LazyVolume:
     path: Path
     shape: tuple
     dtype: np.dtype
+    is_2d: bool = False  # a single 2D image seen as a one-slice volume (see open_input)
 
     @property
     def ndim(self) -> int:
@@ -214,7 +228,9 @@ def open_volume(path, allow_2d: bool = False) -> LazyVolume:
 
 
 class _Add0(LazyVolume):
-    """A 2D image seen as a one-slice volume."""
+    """A 2D image seen as a one-slice volume ``(1, H, W[, C])``; reads only what is asked for."""
+
+    is_2d = True
 
     def __init__(self, inner):
         self.inner, self.path = inner, inner.path
@@ -222,7 +238,51 @@ class _Add0(LazyVolume):
 
     def __getitem__(self, key):
         key = _normalise_key(key, self.shape)
-        return np.asarray(self.inner[...])[None][key]
+        return np.asarray(self.inner[key[1:]])[None][key[:1]]
+
+    def close(self):
+        if hasattr(self.inner, "close"):
+            self.inner.close()
+
+
+def _tiff_is_2d(p: Path) -> bool:
+    """One page of (H, W) grey or contiguous (H, W, S) samples (RGB(A)): a single 2D image.
+
+    Planar ``(S, H, W)`` files stay volumes: that is how tifffile still stores a 3- or
+    4-slice stack written without ``photometric``."""
+    import tifffile
+
+    try:
+        with tifffile.TiffFile(p) as tif:  # axes first: stacks answer without counting pages
+            return tif.series[0].axes in ("YX", "YXS") and len(tif.pages) == 1 and len(tif.series) == 1
+    except Exception as exc:
+        raise DataError(f"cannot read TIFF: {exc}", path=p) from exc
+
+
+def open_input(path) -> LazyVolume:
+    """Open a single 2D image or a volume lazily (what ``rockseg predict``/``analyze`` read).
+
+    A 2D image (PNG/JPEG/BMP; a one-page TIFF of grey ``(H, W)`` or RGB(A) ``(H, W, 3|4)``
+    samples; a 2D ``.npy`` or zarr array) comes back as a one-slice volume ``(1, H, W[, C])``
+    with ``is_2d`` True; anything else is read by :func:`open_volume` (``is_2d`` False).
+    Raises :class:`DataError` naming the path for missing, unreadable or malformed input.
+    """
+    p = Path(path).expanduser()
+    suffix = p.suffix.lower()
+    if p.is_file() and suffix in PIL_SUFFIXES:
+        if not os.access(p, os.R_OK):
+            raise DataError("input is not readable (permission denied)", path=p)
+        vol = _Add0(ZarrVolume(p, read_image(p)))
+    elif p.is_file() and suffix in TIFF_SUFFIXES and os.access(p, os.R_OK) and _tiff_is_2d(p):
+        vol = _Add0(_open_tiff(p))
+    else:
+        return open_volume(p, allow_2d=True)
+    if vol.ndim == 4 and not 1 <= vol.shape[-1] <= 4:
+        raise DataError(f"expected a 2D image (H, W) or (H, W, C) with C <= 4, got shape {vol.shape[1:]}",
+                        path=p)
+    if 0 in vol.shape:
+        raise DataError(f"image is empty (shape {vol.shape[1:]})", path=p)
+    return vol
 
 
 def _open_tiff(p: Path) -> LazyVolume:
@@ -249,8 +309,8 @@ def _open_tiff(p: Path) -> LazyVolume:
 # ----------------------------------------------------------------------------- writing
 
 
-def output_format(path) -> str:
-    """``"tiff"`` or ``"zarr"`` (or ``"npy"``) from the output path's suffix."""
+def output_format(path, image_2d: bool = False) -> str:
+    """``"tiff"``, ``"zarr"``, ``"npy"`` or (``image_2d`` only) ``"png"`` from the output path's suffix."""
     suf = Path(path).suffix.lower()
     if suf in TIFF_SUFFIXES:
         return "tiff"
@@ -258,8 +318,13 @@ def output_format(path) -> str:
         return "zarr"
     if suf == ".npy":
         return "npy"
-    raise DataError("output must end in .tif/.tiff (uncompressed TIFF stack) or .zarr (zarr array)",
-                    path=path)
+    if suf == ".png":
+        if image_2d:
+            return "png"
+        raise DataError("PNG output holds a single 2D image; write a volume as .tif/.tiff or .zarr",
+                        path=path)
+    raise DataError("output must end in .tif/.tiff (uncompressed TIFF) or .zarr (zarr array)"
+                    + (", or .png for a 2D image" if image_2d else ""), path=path)
 
 
 def _remove(p: Path):
@@ -286,25 +351,32 @@ def check_output_path(path, overwrite: bool = False, inputs=()) -> Path:
 
 
 class VolumeWriter:
-    """Write a (Z, Y, X[, C]) volume block by block into a temporary, renamed on ``commit``.
+    """Write a (Z, Y, X[, C]) volume (or a 2D (Y, X) image) block by block into a temporary,
+    renamed on ``commit``.
 
     Use as a context manager: leaving the block normally commits, an exception aborts
-    (the temporary is deleted and nothing appears at ``path``).
+    (the temporary is deleted and nothing appears at ``path``). PNG (2D uint8/uint16
+    only) is filled in memory and written on ``commit``.
     """
 
     def __init__(self, path, shape, dtype, chunks=None, overwrite=False, voxel_size_um=None,
                  inputs=()):
         self.path = check_output_path(path, overwrite=overwrite, inputs=inputs)
-        self.format = output_format(self.path)
         self.shape = tuple(int(s) for s in shape)
         self.dtype = np.dtype(dtype)
+        self.format = output_format(self.path, image_2d=len(self.shape) == 2)
+        if self.format == "png" and self.dtype not in (np.uint8, np.uint16):
+            raise DataError(f"PNG holds 8/16-bit integers, not {self.dtype}; write this image as .tif/.tiff",
+                            path=self.path)
         self.overwrite = overwrite
         self.voxel_size_um = voxel_size_um
         name = self.path.name
         self.tmp = self.path.with_name(f".{name}.{uuid.uuid4().hex[:8]}.part")
         self._closed = False
         try:
-            if self.format == "tiff":
+            if self.format == "png":
+                self._buf = np.zeros(self.shape, self.dtype)
+            elif self.format == "tiff":
                 self._offset = create_tiff(self.tmp, self.shape, self.dtype, voxel_size_um=voxel_size_um)
             elif self.format == "npy":
                 mm = np.lib.format.open_memmap(self.tmp, mode="w+", dtype=self.dtype, shape=self.shape)
@@ -331,6 +403,9 @@ class VolumeWriter:
         if self.format == "zarr":
             self._zarr[key] = value
             return
+        if self.format == "png":
+            self._buf[key] = value
+            return
         key = _normalise_key(key, self.shape)
         k0 = key[0]
         if isinstance(k0, (int, np.integer)):
@@ -354,6 +429,8 @@ class VolumeWriter:
         if self._closed:
             return self.path
         self._closed = True
+        if self.format == "png":
+            self._write_png()
         if self.path.exists():
             if not self.overwrite:  # appeared meanwhile
                 _remove(self.tmp)
@@ -366,6 +443,17 @@ class VolumeWriter:
                 return self.path
         os.replace(self.tmp, self.path)
         return self.path
+
+    def _write_png(self):
+        from PIL import Image
+
+        try:
+            Image.fromarray(self._buf).save(self.tmp, format="PNG")
+        except BaseException:
+            _remove(self.tmp)
+            raise
+        finally:
+            self._buf = None
 
     def abort(self):
         """Delete the temporary; the final path is left untouched."""
@@ -385,7 +473,8 @@ class VolumeWriter:
 
 def create_output(path, shape, dtype, chunks=None, overwrite=False, voxel_size_um=None,
                   inputs=()) -> VolumeWriter:
-    """Start writing a volume to ``path`` (``.tif``/``.tiff`` or ``.zarr``); see :class:`VolumeWriter`."""
+    """Start writing a volume to ``path`` (``.tif``/``.tiff`` or ``.zarr``; a 2D ``shape`` also
+    ``.png``); see :class:`VolumeWriter`."""
     return VolumeWriter(path, shape, dtype, chunks=chunks, overwrite=overwrite,
                         voxel_size_um=voxel_size_um, inputs=inputs)
 

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
+from rockseg.data.classmap import IGNORE
 from rockseg.data.normalize import as_scaling, check_pairs
 from rockseg.data.split_data import SplitData, load_split_data
 from rockseg.errors import DataError
@@ -18,6 +19,7 @@ from rockseg.evaluation.metrics import ConfusionAccumulator
 from rockseg.evaluation.records import load_run, write_run
 from rockseg.inference.predictor import keras_predictor, load_predictor
 from rockseg.inference.tiling import sliding_window_predict
+from rockseg.progress import progress_bar
 
 __all__ = ["evaluate_labels", "evaluate_run", "keras_label_predictor", "load_label_predictor",
            "load_prob_predictor"]
@@ -37,21 +39,25 @@ def keras_label_predictor(model, *, tile: int = 256, overlap: float = 0.25, batc
     return predict
 
 
-def evaluate_labels(predict, images, masks, n_classes: int, class_names=None, *, ids=None) -> dict:
+def evaluate_labels(predict, images, masks, n_classes: int, class_names=None, *, ids=None,
+                    ignore_index=IGNORE, progress: bool = False) -> dict:
     """Predict every whole slice with ``predict(image) -> labels`` and score it.
 
     Returns the :meth:`ConfusionAccumulator.summary` dict plus ``slices`` (ids),
-    ``per_slice_miou`` and ``seconds_per_slice``.
+    ``per_slice_miou`` and ``seconds_per_slice``; ``ignore_index`` truth pixels
+    count nowhere. ``progress``: a bar per slice on stderr.
     """
-    acc = ConfusionAccumulator(n_classes, class_names)
+    acc = ConfusionAccumulator(n_classes, class_names, ignore_index=ignore_index)
     per_slice, seconds = [], []
-    for im, m in zip(images, masks):
-        t0 = time.perf_counter()
-        pred = predict(im)
-        seconds.append(time.perf_counter() - t0)
-        one = ConfusionAccumulator(n_classes, class_names).update(m, pred)
-        per_slice.append(one.miou())
-        acc.matrix += one.matrix
+    with progress_bar(len(images), "evaluate", progress, unit="image", leave=True) as bar:
+        for im, m in zip(images, masks):
+            t0 = time.perf_counter()
+            pred = predict(im)
+            seconds.append(time.perf_counter() - t0)
+            one = ConfusionAccumulator(n_classes, class_names, ignore_index=ignore_index).update(m, pred)
+            per_slice.append(one.miou())
+            acc.matrix += one.matrix
+            bar.update(1)
     out = acc.summary()
     out["slices"] = list(ids) if ids is not None else list(range(len(per_slice)))
     out["per_slice_miou"] = per_slice

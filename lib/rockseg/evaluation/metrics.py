@@ -11,7 +11,12 @@ floats silently counts every pixel ``n_classes`` times and can exceed 1.
 
 A class that appears in neither truth nor prediction has an undefined IoU/Dice
 (``NaN``); means skip it. Precision is ``NaN`` for a class never predicted and
-recall ``NaN`` for a class absent from the truth.
+recall ``NaN`` for a class absent from the truth. A summary says how many classes
+its means average and warns when a class is absent from the truth, so that a test
+image holding one class is never read as a perfect score.
+
+Truth pixels equal to ``ignore_index`` (default :data:`~rockseg.data.classmap.IGNORE`,
+255: "no label") are left out of every count.
 """
 from __future__ import annotations
 
@@ -19,6 +24,7 @@ import math
 
 import numpy as np
 
+from rockseg.data.classmap import IGNORE
 from rockseg.errors import DataError
 
 __all__ = [
@@ -84,7 +90,7 @@ def _counts(t: np.ndarray, p: np.ndarray, n: int, ignore_index, m) -> np.ndarray
     return np.bincount(idx, minlength=n * n).reshape(n, n)
 
 
-def confusion_matrix(truth, pred, n_classes: int, *, ignore_index=None, mask=None) -> np.ndarray:
+def confusion_matrix(truth, pred, n_classes: int, *, ignore_index=IGNORE, mask=None) -> np.ndarray:
     """Return the ``(n_classes, n_classes)`` int64 confusion matrix.
 
     Rows are true classes, columns predicted ones. ``truth`` and ``pred`` are
@@ -138,7 +144,7 @@ class ConfusionAccumulator:
     >>> acc.miou()                                    # doctest: +SKIP
     """
 
-    def __init__(self, n_classes: int, class_names=None, ignore_index=None):
+    def __init__(self, n_classes: int, class_names=None, ignore_index=IGNORE):
         self.n_classes = int(n_classes)
         if self.n_classes < 1:
             raise ValueError(f"n_classes must be >= 1, got {n_classes}")
@@ -257,7 +263,29 @@ class ConfusionAccumulator:
             "fraction_error": named(self.fraction_error()),
             "confusion": self.matrix.tolist(),
         }
+        out.update(self.presence(exclude))
         return _nan_to_none(out)
+
+    def presence(self, exclude=None) -> dict:
+        """Which classes the truth holds, how many the mean averages, and a warning if not all.
+
+        ``classes_present``: names with truth pixels; ``classes_averaged``: how many
+        classes enter the mIoU (present in truth or prediction); ``warning``: text when
+        a class is absent from the truth or only one class is present, else ``None``.
+        """
+        keep = self._indices(exclude)
+        in_truth = self.matrix.sum(1) > 0
+        averaged = int((~np.isnan(self.per_class_iou()[keep])).sum())
+        present = [self.class_names[i] for i in keep if in_truth[i]]
+        absent = [self.class_names[i] for i in keep if not in_truth[i]]
+        warning = None
+        if self.n_pixels and (absent or len(present) < 2):
+            warning = (f"{len(present)} of {len(keep)} classes present in the truth"
+                       + (f" (absent: {', '.join(absent)})" if absent else "")
+                       + f"; the mean averages {averaged} class{'es' if averaged != 1 else ''}"
+                       + (": a single-class set scores 1.0 for predicting that class everywhere"
+                          if len(present) < 2 else ""))
+        return {"classes_present": present, "classes_averaged": averaged, "warning": warning}
 
     def table(self, exclude=None) -> str:
         """Per-class text table (IoU, Dice, precision, recall, true/pred fraction) + means."""
@@ -278,6 +306,9 @@ class ConfusionAccumulator:
         lines.append("-" * len(lines[0]))
         lines.append(f"mIoU {self.miou(exclude):.4f}   mean Dice {self.mean_dice(exclude):.4f}   "
                      f"pixel accuracy {self.pixel_accuracy():.4f}   pixels {self.n_pixels}")
+        warning = self.presence(exclude)["warning"]
+        if warning:
+            lines.append(f"warning: {warning}")
         return "\n".join(lines)
 
     def __repr__(self) -> str:
@@ -285,19 +316,19 @@ class ConfusionAccumulator:
                 f"miou={self.miou():.4f})")
 
 
-def per_class_iou(truth, pred, n_classes: int, *, ignore_index=None, mask=None) -> np.ndarray:
+def per_class_iou(truth, pred, n_classes: int, *, ignore_index=IGNORE, mask=None) -> np.ndarray:
     """Per-class IoU of two label arrays (NaN for classes in neither)."""
     acc = ConfusionAccumulator(n_classes, ignore_index=ignore_index)
     return acc.update(truth, pred, mask=mask).per_class_iou()
 
 
-def mean_iou(truth, pred, n_classes: int, *, ignore_index=None, mask=None, exclude=None) -> float:
+def mean_iou(truth, pred, n_classes: int, *, ignore_index=IGNORE, mask=None, exclude=None) -> float:
     """Mean IoU over the classes present in truth or prediction (minus ``exclude``)."""
     acc = ConfusionAccumulator(n_classes, ignore_index=ignore_index)
     return acc.update(truth, pred, mask=mask).miou(exclude)
 
 
-def evaluate(truth, pred, n_classes: int, class_names=None, *, ignore_index=None,
+def evaluate(truth, pred, n_classes: int, class_names=None, *, ignore_index=IGNORE,
              mask=None, exclude=None) -> dict:
     """All metrics of two label arrays as :meth:`ConfusionAccumulator.summary` dict."""
     acc = ConfusionAccumulator(n_classes, class_names, ignore_index=ignore_index)

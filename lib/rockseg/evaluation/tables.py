@@ -90,7 +90,11 @@ def format_metrics(record: dict) -> str:
         if miou is None or acc is None:
             lines.append(f"  {part}: no metric")
             continue
-        lines.append(f"  {part:<5} mIoU {miou:.4f}  accuracy {acc:.4f}  ({ious})  slices {m.get('slices')}")
+        n_avg = m.get("classes_averaged")
+        over = f" over {n_avg} of {len(m.get('per_class_iou') or {})} classes" if n_avg is not None else ""
+        lines.append(f"  {part:<5} mIoU {miou:.4f}{over}  accuracy {acc:.4f}  ({ious})  slices {m.get('slices')}")
+        if m.get("warning"):
+            lines.append(f"  warning ({part}): {m['warning']}")
     t = record.get("timing") or {}
     if t:
         lines.append("  timing: " + ", ".join(f"{k} {v:.3g}" for k, v in t.items() if isinstance(v, (int, float))))

@@ -16,7 +16,8 @@ from rockseg.data.io import read_json
 from rockseg.data.normalize import as_scaling
 from rockseg.errors import DataError
 
-__all__ = ["RUN_FILE", "Predictor", "as_predictor", "keras_predictor", "load_predictor", "size_multiple"]
+__all__ = ["RUN_FILE", "Predictor", "as_predictor", "keras_predictor", "load_predictor", "read_run_record",
+           "size_multiple"]
 
 RUN_FILE = "run.json"  # the record of a run folder (written by rockseg.evaluation.records)
 # the evaluation settings a run records in its config, and what prediction uses without them
@@ -139,17 +140,10 @@ def _eval_settings(record: dict) -> dict:
     return {k: cfg[v] for k, v in _EVAL_KEYS.items() if cfg.get(v) is not None}
 
 
-def load_predictor(run_dir, precision: str | None = None) -> Predictor:
-    """Load ``RUN_DIR/model.keras`` with what ``RUN_DIR/run.json`` says about it.
-
-    Checks that the model's output classes and input channels agree with run.json's
-    ``data.n_classes``/``data.class_names``/``data.channels``, and raises
-    :class:`DataError` naming the file otherwise. The predictor carries the run's input
-    scaling (``data.scaling``) and evaluation settings (``eval_tile``, ``eval_overlap``,
-    ``eval_tta``, ``eval_batch_size``). ``precision`` (float32, bfloat16, float16, auto)
-    rebuilds the network under that policy; None: the run's ``eval_precision`` setting.
-    Used by ``predict``, ``evaluate`` and ``ensemble``.
-    """
+def read_run_record(run_dir) -> dict:
+    """``RUN_DIR/run.json``, checked for what prediction needs (``data.class_names``,
+    ``data.n_classes``, ``data.channels``); cheap, no TensorFlow. :class:`DataError`
+    naming the file otherwise."""
     rd = Path(run_dir).expanduser()
     if not rd.is_dir():
         raise DataError("model run folder does not exist", path=rd)
@@ -163,11 +157,29 @@ def load_predictor(run_dir, precision: str | None = None) -> Predictor:
     for key in ("class_names", "n_classes", "channels"):
         if key not in data:
             raise DataError(f"missing key 'data.{key}'", path=rj)
+    n_classes = int(data["n_classes"])
+    if len(list(data["class_names"])) != n_classes:
+        raise DataError(f"data.class_names has {len(data['class_names'])} names but data.n_classes is "
+                        f"{n_classes}", path=rj)
+    return record
+
+
+def load_predictor(run_dir, precision: str | None = None) -> Predictor:
+    """Load ``RUN_DIR/model.keras`` with what ``RUN_DIR/run.json`` says about it.
+
+    Checks that the model's output classes and input channels agree with run.json's
+    ``data.n_classes``/``data.class_names``/``data.channels``, and raises
+    :class:`DataError` naming the file otherwise. The predictor carries the run's input
+    scaling (``data.scaling``) and evaluation settings (``eval_tile``, ``eval_overlap``,
+    ``eval_tta``, ``eval_batch_size``). ``precision`` (float32, bfloat16, float16, auto)
+    rebuilds the network under that policy; None: the run's ``eval_precision`` setting.
+    Used by ``predict``, ``evaluate`` and ``ensemble``.
+    """
+    rd = Path(run_dir).expanduser()
+    record = read_run_record(rd)
+    data = record["data"]
     n_classes, channels = int(data["n_classes"]), int(data["channels"])
     names = list(data["class_names"])
-    if len(names) != n_classes:
-        raise DataError(f"data.class_names has {len(names)} names but data.n_classes is {n_classes}",
-                        path=rj)
     file = (record.get("model") or {}).get("file") or "model.keras"
     mk = rd / file
     if not mk.is_file() or mk.suffix != ".keras":

@@ -21,6 +21,7 @@ import numpy as np
 from rockseg.data.normalize import as_scaling
 from rockseg.errors import DataError
 from rockseg.inference.predictor import Predictor, as_predictor
+from rockseg.progress import progress_bar
 
 # tile blending windows (not rockseg.data.patches.MERGES, which resolve patch overlaps)
 BLENDS = ("gaussian", "cosine", "mean")
@@ -153,12 +154,16 @@ def auto_batch(th, tw):
 
 
 def blend_planes(planes, job: PlaneJob, predictor: Predictor, transforms, batch_size,
-                  keep_members: bool, pbar=None):
+                 keep_members: bool, pbar=None):
     """Predict every tile of every plane (an iterable of padded (H, W, C) float32 arrays)
-    under every transform, batched; yield ``(i, probs)`` per plane in order, ``probs`` of
-    shape (M, H, W, K) with M = number of transforms if ``keep_members`` else 1."""
+    under every transform, batched; yield ``(i, mean, members)`` per plane in order.
+
+    ``mean`` (H, W, K) is the blended mean over the transforms, always computed the same
+    way (so labels do not depend on ``keep_members``); ``members`` is (M, H, W, K), one
+    map per transform, if ``keep_members``, else None."""
     th, tw = job.th, job.tw
     n_t = len(transforms)
+    slots = 1 + (n_t if keep_members else 0)  # slot 0: the mean; then one per member
     per_plane = len(job.tiles) * n_t
     batch = None
     pending, accs, remaining = [], {}, {}
@@ -173,7 +178,10 @@ def blend_planes(planes, job: PlaneJob, predictor: Predictor, transforms, batch_
             r, f = transforms[m]
             sp, sq, w = job.tiles[ti]
             acc = accs[i]
-            acc[m if keep_members else 0, sp:sp + th, sq:sq + tw] += _untransform(pr, r, f) * w[..., None]
+            add = _untransform(pr, r, f) * w[..., None]
+            acc[0, sp:sp + th, sq:sq + tw] += add
+            if keep_members:
+                acc[1 + m, sp:sp + th, sq:sq + tw] += add
             remaining[i] -= 1
         if pbar is not None:
             pbar.update(len(pending))
@@ -183,9 +191,9 @@ def blend_planes(planes, job: PlaneJob, predictor: Predictor, transforms, batch_
             acc = accs.pop(nxt)
             del remaining[nxt]
             acc /= job.wsum[None, :, :, None]
-            if not keep_members and n_t > 1:
-                acc /= n_t
-            done.append((nxt, acc))
+            if n_t > 1:
+                acc[0] /= n_t
+            done.append((nxt, acc[0], acc[1:] if keep_members else None))
             nxt += 1
         return done
 
@@ -206,7 +214,7 @@ def blend_planes(planes, job: PlaneJob, predictor: Predictor, transforms, batch_
                     if k is None:  # learn the class count from the first batch
                         probs = predictor(batch[:1])
                         k = predictor.n_classes = probs.shape[-1]
-                    accs[i] = np.zeros((n_t if keep_members else 1,) + job.shape + (k,), np.float32)
+                    accs[i] = np.zeros((slots,) + job.shape + (k,), np.float32)
                 if len(pending) == batch_size:
                     yield from flush()
     yield from flush()
@@ -218,11 +226,26 @@ def pad_plane(a, pads_p, pads_q):
     return np.pad(a, (pads_p, pads_q, (0, 0)), mode="reflect" if min(a.shape[:2]) > 1 else "edge")
 
 
-def check_channels(shape, predictor, path=None):
+_CHANNEL_KINDS = {1: "grey", 2: "grey + alpha", 3: "RGB", 4: "RGBA"}
+
+
+def _channel_text(c: int) -> str:
+    kind = _CHANNEL_KINDS.get(c)
+    return f"{c} channel{'s' if c != 1 else ''}" + (f" ({kind})" if kind else "")
+
+
+def check_channels(shape, predictor, path=None, what: str = "input"):
+    """The channel count of an input of ``shape`` ((Z, Y, X) grey or (..., C)); a
+    :class:`DataError` naming ``path`` and both counts if the model (a Predictor, or
+    the channel count it expects) takes another."""
     c = 1 if len(shape) == 3 else int(shape[-1])
-    if predictor.channels is not None and predictor.channels != c:
-        raise DataError(f"input has {c} channel(s) but model {predictor.name} expects "
-                        f"{predictor.channels}", path=path)
+    given = isinstance(predictor, (int, np.integer))
+    expected = predictor if given else predictor.channels
+    if expected is not None and int(expected) != c:
+        name = "" if given else f" {predictor.name}"
+        hint = "; drop the alpha channel" if (c, int(expected)) == (4, 3) else ""
+        raise DataError(f"{what} has {_channel_text(c)} but the model{name} expects "
+                        f"{_channel_text(int(expected))}{hint}", path=path)
     return c
 
 
@@ -281,12 +304,6 @@ def resolve_settings(predictor, *, tile=None, overlap=None, tta=None, batch_size
     return st
 
 
-def progress_bar(total, desc, progress):
-    from tqdm.auto import tqdm
-
-    return tqdm(total=total, desc=desc, unit="tile", disable=not progress, leave=False)
-
-
 # ----------------------------------------------------------------------------- 2D
 
 
@@ -304,7 +321,7 @@ def sliding_window_predict(image, predictor, tile=None, overlap=None, blend="gau
     img = np.asarray(image)
     if img.ndim not in (2, 3):
         raise DataError(f"expected a 2D image (H, W) or (H, W, C), got shape {img.shape}")
-    check_channels((1,) + img.shape, pred)
+    check_channels((1,) + img.shape, pred, what="image")
     img = (pred.scaling if scaling is None else as_scaling(scaling)).apply(img, spatial=2)
     if img.ndim == 2:
         img = img[..., None]
@@ -321,10 +338,11 @@ def sliding_window_predict(image, predictor, tile=None, overlap=None, blend="gau
     keep = return_members and len(transforms) > 1
     bs = st["batch_size"] or auto_batch(job.th, job.tw)
     with progress_bar(len(job.tiles) * len(transforms), "tiles", progress) as bar:
-        (_, probs), = list(blend_planes([plane], job, pred, transforms, bs, keep, bar))
+        (_, mean, members), = list(blend_planes([plane], job, pred, transforms, bs, keep, bar))
     (k0, k1), (l0, l1) = sp[4], sq[4]
-    probs = probs[:, k0:k1, l0:l1]
-    return probs if return_members else probs[0]
+    if not return_members:
+        return mean[k0:k1, l0:l1]
+    return (members if keep else mean[None])[:, k0:k1, l0:l1]
 
 
 def tta_predict(image, predictor, **kwargs):

@@ -10,6 +10,10 @@
   memory depends on the block and tile size only, never on the volume size.
 * **Scaling.** The predictor's scaling is bound once for the whole volume
   (:meth:`~rockseg.data.normalize.Scaling.bind`), so every block is scaled alike.
+* **2D images.** A single 2D image (``is_2d``, see :func:`rockseg.data.volumes.open_input`)
+  is a one-slice volume whose scaling is bound on the image alone, written as a 2D label
+  image. Slice-wise labels (TTA mean included) equal
+  :func:`~rockseg.inference.tiling.sliding_window_predict`'s, i.e. the run's evaluation's.
 """
 from __future__ import annotations
 
@@ -32,10 +36,10 @@ from rockseg.inference.tiling import (
     pad_plane,
     parse_axes,
     plane_job,
-    progress_bar,
     resolve_settings,
     transforms_for,
 )
+from rockseg.progress import progress_bar
 
 __all__ = ["ChunkResult", "VolumePrediction", "default_chunk", "predict_volume", "predict_volume_chunked"]
 
@@ -82,8 +86,11 @@ def _predict_block(volume, rng3, norm, predictor, plans, axes, tta, batch_size,
 
         acc_view = sq_view = None
         ax_counts = 0
-        for i, probs in blend_planes(planes(), job, predictor, transforms, bs, keep, pbar):
-            crop = probs[:, k0:k1, l0:l1]  # (M, cp, cq, K)
+        for i, mean, members in blend_planes(planes(), job, predictor, transforms, bs, keep, pbar):
+            # the mean over transforms is blended as in sliding_window_predict, so slice-wise
+            # labels equal those of evaluation; members (M, cp, cq, K) give counts and variance
+            mean = mean[k0:k1, l0:l1]
+            crop = mean[None] if members is None else members[:, k0:k1, l0:l1]
             k = crop.shape[-1]
             ax_counts = ax_counts + np.stack([np.bincount(lm.ravel(), minlength=k)
                                               for lm in crop.argmax(-1)])
@@ -95,11 +102,13 @@ def _predict_block(volume, rng3, norm, predictor, plans, axes, tta, batch_size,
                 if acc_view is None:
                     acc_view = np.moveaxis(sum_, ax, 0)
                     sq_view = None if sq is None else np.moveaxis(sq, ax, 0)
-                acc_view[i] += crop.sum(0)
+                if multi:
+                    acc_view[i] += crop.sum(0)
+                else:
+                    acc_view[i] = mean
                 if sq_view is not None:
                     sq_view[i] += (crop * crop).sum(0)
             else:
-                mean = crop.mean(0) if keep else crop[0]
                 np.moveaxis(labels, ax, 0)[i] = mean.argmax(-1)
                 if uncertainty == "entropy":
                     np.moveaxis(unc, ax, 0)[i] = entropy(mean)
@@ -111,7 +120,8 @@ def _predict_block(volume, rng3, norm, predictor, plans, axes, tta, batch_size,
     if sum_ is not None:
         if sq is not None:
             sq /= n_members
-        sum_ /= n_members
+        if multi:
+            sum_ /= n_members
         labels[...] = sum_.argmax(-1)
         if uncertainty == "entropy":
             unc[...] = entropy(sum_)
@@ -198,7 +208,11 @@ def predict_volume_chunked(source, predictor, output=None, *, chunk=None, axes="
                            scaling=None) -> dict:
     """Predict a volume block by block and write uint8 labels to ``output`` (TIFF or zarr).
 
-    ``source``: a path (TIFF, slice folder, zarr, .npy; opened lazily) or an array.
+    ``source``: a path (TIFF, slice folder, zarr, .npy, or a single 2D image; opened lazily
+    by :func:`rockseg.data.volumes.open_input`), an opened volume or an array. A 2D image
+    (``is_2d``) is predicted as the run evaluates its slices (its scaling bound on the
+    image alone) and written as a 2D label image (TIFF, zarr, .npy or PNG); the summary's
+    ``shape`` is then (H, W).
     ``chunk``: block shape (int or (cz, cy, cx); default :func:`default_chunk`). Each
     block is predicted with the tiles of the global grid that cover it, so the labels equal
     :func:`predict_volume`'s. ``uncertainty_path`` saves a float32 volume of
@@ -217,9 +231,18 @@ def predict_volume_chunked(source, predictor, output=None, *, chunk=None, axes="
     src_path = None
     if isinstance(source, (str, Path)):
         src_path = Path(source)
-        vol = volumes.open_volume(src_path)
+        vol = volumes.open_input(src_path)
     else:
         vol = source
+        if isinstance(source, volumes.LazyVolume):
+            src_path = source.path
+    image_2d = bool(getattr(vol, "is_2d", False))
+    if image_2d and parse_axes(axes) != (0,):
+        raise DataError(f"axes={axes!r} (2.5D) needs a volume; a single 2D image is predicted in its plane",
+                        path=src_path)
+    if image_2d and scheduler:
+        raise RocksegError("a dask scheduler runs the blocks of a volume; predict a single 2D image "
+                           "without one")
     if output is None and uncertainty_path is None:
         raise ValueError("give an output path (labels) and/or an uncertainty_path")
     for p in (output, uncertainty_path):
@@ -230,9 +253,9 @@ def predict_volume_chunked(source, predictor, output=None, *, chunk=None, axes="
         raise DataError("uncertainty path is the same as the output path", path=uncertainty_path)
     for p in (output, uncertainty_path):
         if p is not None:
-            volumes.output_format(p)
+            volumes.output_format(p, image_2d=image_2d)
             volumes.check_output_path(p, overwrite=overwrite, inputs=[src_path])
-    check_channels(vol.shape, pred, path=src_path)
+    check_channels(vol.shape, pred, path=src_path, what="image" if image_2d else "input")
     unc_kind = uncertainty if uncertainty_path is not None else None
     st = resolve_settings(pred, tile=tile, overlap=overlap, tta=tta, batch_size=batch_size, blend=blend,
                           axes=axes, uncertainty=unc_kind, margin=margin)
@@ -241,7 +264,12 @@ def predict_volume_chunked(source, predictor, output=None, *, chunk=None, axes="
     if isinstance(chunk, int):
         chunk = (chunk,) * 3
     chunk = tuple(min(int(c), s) for c, s in zip(chunk or default_chunk(shape3, axes), shape3))
-    norm = (pred.scaling if scaling is None else as_scaling(scaling)).bind(vol, spatial=3, path=src_path)
+    scale = pred.scaling if scaling is None else as_scaling(scaling)
+    if image_2d:  # bound on the image itself, as evaluation scales each slice
+        norm = scale.bind(np.asarray(vol[0]), spatial=2, path=src_path)
+    else:
+        norm = scale.bind(vol, spatial=3, path=src_path)
+    out_shape, out_chunk = (shape3[1:], chunk[1:]) if image_2d else (shape3, chunk)
     plans = axis_plans(shape3, pred, ax, tile, overlap, blend, margin)
     blocks = list(volumes.iter_chunks(shape3, chunk))
     if scheduler:
@@ -254,11 +282,11 @@ def predict_volume_chunked(source, predictor, output=None, *, chunk=None, axes="
     try:
         lab_w = unc_w = None
         if output is not None:
-            lab_w = volumes.create_output(output, shape3, np.uint8, chunks=chunk, overwrite=overwrite,
+            lab_w = volumes.create_output(output, out_shape, np.uint8, chunks=out_chunk, overwrite=overwrite,
                                           voxel_size_um=voxel_size_um, inputs=[src_path])
             writers.append(lab_w)
         if uncertainty_path is not None:
-            unc_w = volumes.create_output(uncertainty_path, shape3, np.float32, chunks=chunk,
+            unc_w = volumes.create_output(uncertainty_path, out_shape, np.float32, chunks=out_chunk,
                                           overwrite=overwrite, voxel_size_um=voxel_size_um,
                                           inputs=[src_path])
             writers.append(unc_w)
@@ -275,10 +303,12 @@ def predict_volume_chunked(source, predictor, output=None, *, chunk=None, axes="
         for rng3, res in tqdm(results, total=len(blocks), desc="blocks", unit="block",
                               disable=not progress):
             key = tuple(slice(a, b) for a, b in rng3)
+            if image_2d:
+                key = key[1:]
             if lab_w is not None:
-                lab_w[key] = res.labels
+                lab_w[key] = res.labels[0] if image_2d else res.labels
             if unc_w is not None:
-                unc_w[key] = res.uncertainty
+                unc_w[key] = res.uncertainty[0] if image_2d else res.uncertainty
             counts = res.member_counts if counts is None else counts + res.member_counts
             label_counts = res.label_counts if label_counts is None else label_counts + res.label_counts
         for w in writers:
@@ -294,7 +324,8 @@ def predict_volume_chunked(source, predictor, output=None, *, chunk=None, axes="
         "input": None if src_path is None else str(src_path),
         "output": None if output is None else str(output),
         "uncertainty": None if uncertainty_path is None else str(uncertainty_path),
-        "shape": list(shape3), "chunk": list(chunk), "axes": axes, "tta": bool(tta),
+        "shape": list(out_shape), "image_2d": image_2d, "chunk": list(out_chunk), "axes": axes,
+        "tta": bool(tta),
         "tile": plans[ax[0]][2].t, "overlap": overlap, "blend": blend, "batch_size": batch_size,
         "scaling": norm.to_dict(), "precision": pred.precision,
         "n_blocks": len(blocks), "seconds": seconds, "voxels_per_second": n_vox / seconds,

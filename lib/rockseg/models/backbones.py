@@ -10,17 +10,25 @@ RGB and :class:`~rockseg.models.blocks.ImageNetNormalize` applies the encoder's
 ImageNet preprocessing to the [0, 1] input, both inside the model. From scratch
 the encoder is built with the input's channel count directly.
 
-ImageNet weight files are downloaded by Keras into ``~/.keras/models``. When that fails (offline) a
-:class:`~rockseg.errors.RocksegError` explains how to go on, unless
-``allow_fallback=True``, which warns and uses random weights instead.
+Pretrained encoder weights come, in this order, from ``encoder_weights`` (an ``.h5`` file
+in the layout Keras downloads, :data:`IMAGENET_FILES`, or a folder holding that file;
+profile key ``train_encoder_weights``), from ``$ROCKSEG_WEIGHTS_DIR/<that file name>``,
+and else from Keras, which looks in ``~/.keras/models`` and downloads there. When the
+download fails (offline) a :class:`~rockseg.errors.RocksegError` explains how to go on,
+unless ``allow_fallback=True``, which warns and uses random weights instead. A local file
+that is missing, unreadable or does not fit the encoder is a
+:class:`~rockseg.errors.DataError` naming it. ``model.rockseg_info["encoder_weights"]``
+records the file loaded, its sha256 and whether it is the published ImageNet file.
 """
 from __future__ import annotations
 
+import hashlib
+import os
 import warnings
 from pathlib import Path
 
 from rockseg import _tf
-from rockseg.errors import RegistryError, RocksegError
+from rockseg.errors import DataError, RegistryError, RocksegError
 from rockseg.models.blocks import (
     ImageNetNormalize,
     channel_adapter,
@@ -40,6 +48,21 @@ BACKBONES = {
     "efficientnetb3": "torch",
     "efficientnetb4": "torch",
 }
+# backbone -> the "no top" ImageNet weight file Keras downloads for it, and its published
+# hash (md5, or sha256 for 64 hex digits); the vgg16 file also holds vgg_unet's encoder
+IMAGENET_FILES = {
+    "resnet18": ("resnet18_imagenet_1000_no_top.h5", "318e3ac0cd98d51e917526c9f62f0b50"),
+    "resnet34": ("resnet34_imagenet_1000_no_top.h5", "8caaa0ad39d927cb8ba5385bf945d582"),
+    "vgg16": ("vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5", "6d6bbae143d832006294945121d1f1fc"),
+    "vgg19": ("vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5", "253f8cb515780f3b799900260a226db6"),
+    "inceptionv3": ("inception_v3_weights_tf_dim_ordering_tf_kernels_notop.h5", "bcbd6486424b2319ff4ef7d526e38f63"),
+    "inceptionresnetv2": ("inception_resnet_v2_weights_tf_dim_ordering_tf_kernels_notop.h5",
+                          "d19885ff4a710c122648d3b5c3b684e4"),
+    "efficientnetb3": ("efficientnet-b3_weights_tf_dim_ordering_tf_kernels_autoaugment_notop.h5",
+                       "c5d42eb6cfae8567b418ad3845cfd63aa48b87f1bd5df8658a49375a9f3135c7"),
+    "efficientnetb4": ("efficientnet-b4_weights_tf_dim_ordering_tf_kernels_autoaugment_notop.h5",
+                       "7942c1407ff1feb34113995864970cd4d9d91ea64877e8d9c38b6c1e0767c411"),
+}
 REGIMES = ("imagenet", "imagenet_frozen", "scratch")
 ARCHITECTURES = {"unet": "Unet", "linknet": "Linknet"}
 STRIDE = 32  # every supported backbone downsamples 5 times
@@ -51,6 +74,76 @@ def keras_weights_dir() -> Path:
 
     home = os.environ.get("KERAS_HOME") or Path("~/.keras").expanduser()
     return Path(home) / "models"
+
+
+def weights_dir() -> Path | None:
+    """The folder of encoder weight files, ``$ROCKSEG_WEIGHTS_DIR``, or None when unset."""
+    from rockseg.config import WEIGHTS_DIR_ENV
+
+    value = os.environ.get(WEIGHTS_DIR_ENV)
+    return Path(value).expanduser() if value else None
+
+
+def file_sha256(path) -> str:
+    """Hex sha256 of a file."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def encoder_file_info(path, backbone: str, source: str) -> dict:
+    """What a run records of an encoder weights file: path, sha256, size, where it was
+    found (``source``) and whether it is the published ImageNet file (``published``)."""
+    path = Path(path).resolve()
+    sha = file_sha256(path)
+    name, published = IMAGENET_FILES[check_backbone(backbone)]
+    if len(published) == 64:
+        same = sha == published
+    else:
+        h = hashlib.md5(usedforsecurity=False)
+        with open(path, "rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                h.update(block)
+        same = h.hexdigest() == published
+    return {"file": str(path), "sha256": sha, "bytes": path.stat().st_size, "source": source,
+            "published": bool(same), "published_name": name}
+
+
+def find_encoder_weights(backbone: str, encoder_weights=None):
+    """The local weights file for ``backbone``'s encoder as ``(path, source)``, or None (Keras'
+    cache or download then). ``encoder_weights``: a file, or a folder holding the
+    :data:`IMAGENET_FILES` name (source ``"encoder_weights"``); without it
+    ``$ROCKSEG_WEIGHTS_DIR/<name>`` when that file exists (source ``"ROCKSEG_WEIGHTS_DIR"``).
+    A given file or folder that does not hold it is a ``DataError`` naming the path."""
+    name = IMAGENET_FILES[check_backbone(backbone)][0]
+    if encoder_weights is not None:
+        path = Path(encoder_weights).expanduser()
+        if path.is_dir():
+            path = path / name
+            if not path.is_file():
+                raise DataError(f"encoder weights folder has no {name} (the {backbone} file Keras would download)",
+                                path=path.parent)
+        elif not path.is_file():
+            raise DataError(f"encoder weights file not found (expected the {backbone} 'no top' .h5, "
+                            f"as Keras downloads it: {name})", path=path)
+        return path, "encoder_weights"
+    folder = weights_dir()
+    if folder is not None and (folder / name).is_file():
+        return folder / name, "ROCKSEG_WEIGHTS_DIR"
+    return None
+
+
+def _check_hdf5(path):
+    import h5py
+
+    try:
+        ok = h5py.is_hdf5(str(path))
+    except OSError as exc:
+        raise DataError(f"encoder weights file unreadable: {exc}", path=path) from None
+    if not ok:
+        raise DataError("encoder weights file is not an HDF5 (.h5) Keras weights file", path=path)
 
 
 def set_info(model, info: dict):
@@ -90,12 +183,13 @@ def is_download_failure(exc: BaseException) -> bool:
     return False
 
 
-def pretrained_or_random(make, regime: str, allow_fallback: bool, what: str):
+def pretrained_or_random(make, regime: str, allow_fallback: bool, what: str, *, file_name: str | None = None):
     """Call ``make(weights)`` with ImageNet weights per ``regime``; returns ``(result, weights_label)``.
 
     ``weights_label`` is ``"imagenet"``, ``"random"`` (scratch) or
     ``"random (fallback: ...)"``. A failed download raises RocksegError unless
     ``allow_fallback`` (then a RuntimeWarning is issued and random weights used).
+    ``file_name``: the file Keras looks for, named in the error.
     """
     check_regime(regime)
     if regime == "scratch":
@@ -107,15 +201,65 @@ def pretrained_or_random(make, regime: str, allow_fallback: bool, what: str):
             raise  # a build error is a build error, not missing weights
         reason = f"{type(exc).__name__}: {exc}"
         if not allow_fallback:
+            from rockseg.config import WEIGHTS_DIR_ENV
+
+            the_file = f"the weight file {file_name}" if file_name else "the weight file"
+            folder = weights_dir()
             raise RocksegError(
                 f"ImageNet weights for {what} could not be fetched or loaded ({reason}). "
                 f"Keras looks for them in {keras_weights_dir()} and downloads them there when online; "
-                f"copy the weight file there, or pass allow_fallback=True (warns, random init) "
+                f"copy {the_file} there or into ${WEIGHTS_DIR_ENV} "
+                f"({'unset' if folder is None else folder}), or give the file as encoder_weights "
+                f"(profile key train_encoder_weights), or pass allow_fallback=True (warns, random init) "
                 f"or regime='scratch' to continue with random initialisation."
             ) from exc
         warnings.warn(f"ImageNet weights for {what} unavailable ({reason}); using random initialisation",
                       RuntimeWarning, stacklevel=3)
         return make(None), f"random (fallback: ImageNet weights unavailable: {reason})"
+
+
+def load_encoder(make, regime: str, allow_fallback: bool, what: str, backbone: str, encoder_weights=None):
+    """``make(weights)`` with the encoder weights per ``regime``: from a local file
+    (:func:`find_encoder_weights`), else ImageNet through Keras (:func:`pretrained_or_random`).
+
+    Returns ``(result, weights_label, file_info)``; the label is ``"imagenet"`` (the
+    published file), ``"file"`` (another local file), ``"random"`` or
+    ``"random (fallback: ...)"``; ``file_info`` (:func:`encoder_file_info`) or None.
+    """
+    check_regime(regime)
+    if regime == "scratch":
+        if encoder_weights is not None:
+            raise RocksegError(f"encoder_weights={str(encoder_weights)!r} needs regime 'imagenet' or "
+                               f"'imagenet_frozen'; regime 'scratch' starts from random weights")
+        return make(None), "random", None
+    local = find_encoder_weights(backbone, encoder_weights)
+    if local is not None:
+        path, source = local
+        _check_hdf5(path)
+        try:
+            result = make(str(path))
+        except Exception as exc:  # layer count or shape mismatch, corrupt groups
+            raise DataError(f"encoder weights do not fit the {what} encoder "
+                            f"({type(exc).__name__}: {str(exc)[:300]})", path=path) from exc
+        info = encoder_file_info(path, backbone, source)
+        return result, "imagenet" if info["published"] else "file", info
+    name = IMAGENET_FILES[check_backbone(backbone)][0]
+    cached = keras_weights_dir() / name
+    was_cached = cached.is_file()
+    result, label = pretrained_or_random(make, regime, allow_fallback, what, file_name=name)
+    info = None
+    if label == "imagenet" and cached.is_file():
+        info = encoder_file_info(cached, backbone, "keras cache" if was_cached else "download")
+    return result, label, info
+
+
+def build_encoder(backbone: str, weights=None):
+    """The bare RGB ``include_top=False`` encoder of an ``sm_*`` backbone: the network whose
+    weights the :data:`IMAGENET_FILES` file holds (``weights``: None, ``"imagenet"`` or a
+    path). ``build_encoder(b).save_weights("x.h5")`` writes a file in that layout."""
+    sm = _tf.sm()
+    get = sm.inject_global_submodules(sm.Backbones.get_backbone)
+    return get(check_backbone(backbone), input_shape=(None, None, 3), weights=weights, include_top=False)
 
 
 def _encoder_layers(model):
@@ -157,11 +301,13 @@ def unfreeze_encoder(model):
 
 
 def build_sm(arch: str, n_classes, input_shape, *, backbone="resnet34", regime="imagenet",
-             allow_fallback=False, pad_mode="constant", decoder_use_batchnorm=True) -> keras.Model:
+             allow_fallback=False, pad_mode="constant", decoder_use_batchnorm=True,
+             encoder_weights=None) -> keras.Model:
     """segmentation_models ``Unet``/``Linknet`` (``arch`` 'unet' or 'linknet') wrapped by rockseg.
 
     Input is padded to a multiple of 32 inside the model and the float32 softmax
-    output cropped back. Sets ``model.rockseg_info`` (weights actually used).
+    output cropped back. ``encoder_weights``: a local weights file or folder (see the
+    module docstring). Sets ``model.rockseg_info`` (weights actually used).
     """
     backbone = check_backbone(backbone)
     check_regime(regime)
@@ -175,8 +321,9 @@ def build_sm(arch: str, n_classes, input_shape, *, backbone="resnet34", regime="
         net._name = f"sm_{arch}_{backbone}"
         return net
 
-    net, weights = pretrained_or_random(make, regime, allow_fallback, f"{backbone} ({arch})")
-    pretrained = weights == "imagenet"
+    net, weights, file_info = load_encoder(make, regime, allow_fallback, f"{backbone} ({arch})", backbone,
+                                           encoder_weights)
+    pretrained = not weights.startswith("random")
 
     def body(x):
         if pretrained:
@@ -187,7 +334,7 @@ def build_sm(arch: str, n_classes, input_shape, *, backbone="resnet34", regime="
 
     model = wrap_padded(input_shape, STRIDE, body, pad_mode=pad_mode, name=f"sm_{arch}_{backbone}")
     set_info(model, {"backbone": backbone, "weights": weights, "regime": regime,
-                     "encoder_frozen": False})
+                     "encoder_frozen": False, "encoder_weights": file_info})
     if regime == "imagenet_frozen" and pretrained:
         freeze_encoder(model)
     return model

@@ -4,16 +4,47 @@ Both learn from ``(images, masks)`` lists of 2D arrays (grey ``(H, W)``, or
 ``(H, W, C)`` with ``channel_axis=-1`` for the forest) and predict uint8 label
 maps, so they are evaluated exactly like the networks. Volumes ``(Z, Y, X)`` are
 predicted slice by slice. No TensorFlow.
+
+The forest's feature extraction, fitting and stack prediction show progress bars on
+stderr (:func:`rockseg.progress.progress_bar`) when asked to (``progress=True``),
+or inside ``with show_progress():``, which ``rockseg baseline`` enters unless ``--quiet``.
 """
 from __future__ import annotations
 
+import contextlib
+import contextvars
+import math
 import pickle
+import warnings
 from pathlib import Path
 
 import numpy as np
 
 from rockseg.errors import DataError, OutputExistsError, RocksegError
 from rockseg.data.io import atomic_path
+
+
+_PROGRESS = contextvars.ContextVar("rockseg_classical_progress", default=False)
+
+
+@contextlib.contextmanager
+def show_progress(on: bool = True):
+    """Within this block the baselines show progress bars where ``progress`` is not given."""
+    token = _PROGRESS.set(bool(on))
+    try:
+        yield
+    finally:
+        _PROGRESS.reset(token)
+
+
+def _progress(progress) -> bool:
+    return _PROGRESS.get() if progress is None else bool(progress)
+
+
+def _bar(total, desc, progress, unit):
+    from rockseg.progress import progress_bar
+
+    return progress_bar(total, desc, progress, unit=unit, leave=True)
 
 
 def _as_list(arrays, what):
@@ -188,24 +219,49 @@ class RandomForestBaseline:
             chosen = np.concatenate([chosen, rng.choice(free, min(rest, free.size), replace=False)])
         return np.sort(chosen)
 
-    def fit(self, images, masks, n_classes: int | None = None):
-        """Sample pixels from every image, compute their features and fit the forest."""
+    def fit(self, images, masks, n_classes: int | None = None, progress: bool | None = None):
+        """Sample pixels from every image, compute their features and fit the forest.
+
+        ``progress``: bars for the feature extraction (per image) and the fitting (per
+        tree); None: as :func:`show_progress` says. The forest is the same either way."""
         from sklearn.ensemble import RandomForestClassifier
 
+        progress = _progress(progress)
         masks_l = _as_list(masks, "masks")
         self.n_classes_ = int(n_classes or (max(int(m.max()) for m in masks_l) + 1))
         images, masks_l = _check_pairs(images, masks_l, self.n_classes_, self._image_ndim)
         rng = np.random.default_rng(self.seed)
         xs, ys = [], []
-        for im, m in zip(images, masks_l):
-            idx = self._sample(m, rng)
-            f = self.features(im)
-            xs.append(f.reshape(-1, f.shape[-1])[idx])
-            ys.append(m.ravel()[idx])
+        with _bar(len(images), "rf features", progress, "image") as bar:
+            for im, m in zip(images, masks_l):
+                idx = self._sample(m, rng)
+                f = self.features(im)
+                xs.append(f.reshape(-1, f.shape[-1])[idx])
+                ys.append(m.ravel()[idx])
+                bar.update(1)
+        x, y = np.concatenate(xs), np.concatenate(ys)
         self.forest_ = RandomForestClassifier(n_estimators=self.n_estimators, class_weight=self.class_weight,
                                               random_state=self.seed, n_jobs=self.n_jobs,
                                               max_depth=self.max_depth)
-        self.forest_.fit(np.concatenate(xs), np.concatenate(ys))
+        if not progress:
+            self.forest_.fit(x, y)
+            return self
+        # grown a few trees at a time (warm start): the trees, their seeds and bootstrap
+        # samples are those of one fit call, so the forest is identical
+        from joblib import effective_n_jobs
+
+        jobs = effective_n_jobs(self.n_jobs)  # a step keeps every worker busy
+        step = jobs * max(1, math.ceil(self.n_estimators / (20 * jobs)))
+        with _bar(self.n_estimators, f"rf fit ({len(y):,} pixels x {x.shape[1]} features)", progress,
+                  "tree") as bar, warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*not recommended for warm_start")
+            self.forest_.set_params(warm_start=True)
+            for n in range(step, self.n_estimators + step, step):
+                n = min(n, self.n_estimators)
+                self.forest_.set_params(n_estimators=n)
+                self.forest_.fit(x, y)
+                bar.update(n - bar.n)
+            self.forest_.set_params(warm_start=False)
         return self
 
     def _check_fitted(self):
@@ -220,20 +276,23 @@ class RandomForestBaseline:
             return image, False
         raise DataError(f"expected a {self._image_ndim}D image or a stack of them, got shape {image.shape}")
 
-    def predict_proba(self, image) -> np.ndarray:
-        """Class probabilities ``(H, W, n_classes)`` (``(Z, Y, X, n_classes)`` for a volume)."""
+    def predict_proba(self, image, progress: bool | None = None) -> np.ndarray:
+        """Class probabilities ``(H, W, n_classes)`` (``(Z, Y, X, n_classes)`` for a volume;
+        ``progress``: a bar per slice of a volume, None: as :func:`show_progress` says)."""
         self._check_fitted()
         stack, single = self._slices(image)
         out = np.zeros(stack.shape[:3] + (self.n_classes_,), np.float32)
-        for z, sl in enumerate(stack):
-            f = self.features(sl)
-            p = self.forest_.predict_proba(f.reshape(-1, f.shape[-1]))
-            out[z][..., self.forest_.classes_] = p.reshape(sl.shape[:2] + (p.shape[-1],))
+        with _bar(len(stack), "rf predict", _progress(progress) and not single, "slice") as bar:
+            for z, sl in enumerate(stack):
+                f = self.features(sl)
+                p = self.forest_.predict_proba(f.reshape(-1, f.shape[-1]))
+                out[z][..., self.forest_.classes_] = p.reshape(sl.shape[:2] + (p.shape[-1],))
+                bar.update(1)
         return out[0] if single else out
 
-    def predict(self, image) -> np.ndarray:
+    def predict(self, image, progress: bool | None = None) -> np.ndarray:
         """uint8 labels ``(H, W)`` of a 2D image (``(Z, Y, X)`` of a volume, slice by slice)."""
-        return np.argmax(self.predict_proba(image), axis=-1).astype(np.uint8)
+        return np.argmax(self.predict_proba(image, progress=progress), axis=-1).astype(np.uint8)
 
     def save(self, path, overwrite: bool = False) -> Path:
         """Pickle to ``path`` (written to a temporary name, then renamed; no silent overwrite)."""

@@ -11,10 +11,11 @@ name               what (options besides ``pad_mode``)
                    :func:`attention_maps`
 ``sm_unet``        segmentation_models Unet; ``backbone`` (see
                    :func:`list_backbones`), ``regime`` (imagenet,
-                   imagenet_frozen, scratch), ``allow_fallback``
+                   imagenet_frozen, scratch), ``allow_fallback``,
+                   ``encoder_weights`` (a local .h5 file or folder)
 ``sm_linknet``     segmentation_models Linknet; same options
 ``vgg_unet``       VGG16-encoder U-Net (keras-segmentation style, full-resolution
-                   output); ``regime``, ``allow_fallback``
+                   output); ``regime``, ``allow_fallback``, ``encoder_weights``
 ``pix2pix``        returns a :class:`Pix2Pix` object (generator + discriminator,
                    its own ``fit``/``predict_labels``), **not** a ``keras.Model``
 =================  ==============================================================
@@ -28,6 +29,7 @@ actually used), which the training code writes into ``run.json``.
 from __future__ import annotations
 
 import inspect
+import os
 
 from rockseg.errors import RegistryError, RocksegError
 from rockseg.models.attention_unet import attention_maps, build_attention_unet
@@ -108,6 +110,21 @@ def _check_shape(n_classes, input_shape):
     return int(n_classes), shape
 
 
+def options_from_config(name: str, options: dict | None, config: dict | None) -> dict:
+    """``options`` for :func:`build_model` with the profile's model settings added:
+    ``train_encoder_weights`` becomes ``encoder_weights`` (an explicit option wins).
+    A weights file for a model without a pretrained encoder is a RocksegError."""
+    out = dict(options or {})
+    path = (config or {}).get("train_encoder_weights")
+    if path is not None and "encoder_weights" not in out:
+        if "encoder_weights" not in model_options(name):
+            with_encoder = [m for m in MODELS if m != "pix2pix" and "encoder_weights" in model_options(m)]
+            raise RocksegError(f"train_encoder_weights is set but model {name!r} has no pretrained encoder; "
+                               f"it applies to {', '.join(with_encoder)}")
+        out["encoder_weights"] = os.fspath(path)
+    return out
+
+
 def build_model(name: str, n_classes: int, input_shape, **options):
     """Build a registered model (see the module docstring for names and options).
 
@@ -123,8 +140,9 @@ def build_model(name: str, n_classes: int, input_shape, **options):
     if unknown:
         raise RocksegError(f"unknown option(s) {unknown} for model {key!r}; valid options: {', '.join(valid)}")
     result = builder(n_classes, shape, **options)
-    info = {"model": key, "n_classes": n_classes, "input_shape": list(shape),
-            "options": {k: options.get(k, v) for k, v in valid.items()}}
+    recorded = {k: options.get(k, v) for k, v in valid.items()}
+    recorded = {k: os.fspath(v) if isinstance(v, os.PathLike) else v for k, v in recorded.items()}
+    info = {"model": key, "n_classes": n_classes, "input_shape": list(shape), "options": recorded}
     if isinstance(result, Pix2Pix):
         result.rockseg_info = {**info, "weights": "random"}
     else:
@@ -136,5 +154,5 @@ def build_model(name: str, n_classes: int, input_shape, **options):
 __all__ = [
     "BACKBONES", "MODELS", "REGIMES", "CropLike", "ImageNetNormalize", "PadToMultiple", "Pix2Pix",
     "RepeatChannels", "attention_maps", "build_model", "decode_colour_output", "freeze_encoder",
-    "list_backbones", "list_models", "model_options", "unfreeze_encoder",
+    "list_backbones", "list_models", "model_options", "options_from_config", "unfreeze_encoder",
 ]

@@ -12,6 +12,10 @@ average of the weights; validation, checkpoints and the saved model then use it.
 Images are raw: they are scaled by one :class:`~rockseg.data.normalize.Scaling`, fitted
 on the training images, for the training crops and for validation alike.
 
+Masks may hold ``ignore_index`` (profile key, default 255; None: none) for pixels of
+unknown class: the loss, the class weights, the crop positions, the training accuracy
+and the validation mIoU leave them out.
+
 Determinism: weights, crops and augmentation are seeded (``seed``), the data stream
 is stateless, TensorFlow runs with op determinism, and a resumed run continues
 exactly where it stopped: on CPU the same seed gives the same weights and metrics.
@@ -20,13 +24,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from rockseg.data.normalize import check_pairs, fit_scaling
+from rockseg.data.normalize import fit_scaling
 from rockseg.errors import DataError, RocksegError
 from rockseg.evaluation.evaluate import evaluate_labels, keras_label_predictor
 from rockseg.training.callbacks import tensorboard_callback, validation_checkpoint
 from rockseg.training.checkpoints import BEST_WEIGHTS, WeightAverage, restore_state, trim_history
 from rockseg.training.distribute import is_multi_worker, n_replicas, shard_by_data, strategy_scope
-from rockseg.training.recipe import make_loss, make_optimizer, validate_config
+from rockseg.training.pipeline import check_masks
+from rockseg.training.recipe import ignore_index_of, make_loss, make_metrics, make_optimizer, validate_config
 
 __all__ = ["fit"]
 
@@ -40,8 +45,9 @@ def setup_fit(config, out_dir, seed, train, val, n_classes, scaling=None):
 
     cfg = config if config and "name" in config else get_profile(None, **(config or {}))
     validate_config(cfg)
-    train_xy = check_pairs(*train, n_classes=n_classes, name="train")
-    val_xy = check_pairs(*val, n_classes=n_classes, name="val")
+    ignore = ignore_index_of(cfg)
+    train_xy = check_masks(*train, n_classes=n_classes, ignore_index=ignore, name="train")
+    val_xy = check_masks(*val, n_classes=n_classes, ignore_index=ignore, name="val")
     if not train_xy[0]:
         raise DataError("no training images")
     if not val_xy[0]:
@@ -77,9 +83,10 @@ def fit(model, train_images, train_masks, val_images, val_masks, *, out_dir, n_c
     cfg, out_dir, ckpt_dir, (train_x, train_y), (val_x, val_y), scaling = setup_fit(
         config, out_dir, seed, (train_images, train_masks), (val_images, val_masks), n_classes, scaling)
 
+    ignore = ignore_index_of(cfg)
     weights = None
     if cfg.get("train_class_weights"):
-        weights = losses.class_weights(train_y, n_classes, method=cfg["train_class_weights"])
+        weights = losses.class_weights(train_y, n_classes, method=cfg["train_class_weights"], ignore_index=ignore)
     steps = int(cfg["train_steps_per_epoch"])
     epochs = int(cfg["train_epochs"])
     batch = int(cfg["train_batch_size"])
@@ -89,7 +96,8 @@ def fit(model, train_images, train_masks, val_images, val_masks, *, out_dir, n_c
     with strategy_scope(strategy):
         opt = make_optimizer(cfg["train_optimizer"], cfg["train_lr"], schedule=cfg.get("train_schedule", "constant"),
                              steps_per_epoch=steps, restart_epochs=cfg.get("train_restart_epochs", 10))
-        model.compile(optimizer=opt, loss=make_loss(cfg["train_loss"], weights), metrics=["accuracy"])
+        model.compile(optimizer=opt, loss=make_loss(cfg["train_loss"], weights, ignore_index=ignore),
+                      metrics=make_metrics(ignore))
         average = WeightAverage(model, cfg["train_ema"]) if cfg.get("train_ema") else None
     state = None
     initial_epoch = 0
@@ -105,7 +113,7 @@ def fit(model, train_images, train_masks, val_images, val_masks, *, out_dir, n_c
         if predict is None:
             predict = keras_label_predictor(m, tile=int(cfg["eval_tile"]), overlap=float(cfg["eval_overlap"]),
                                             batch_size=int(cfg["eval_batch_size"]), scaling=scaling)
-        return evaluate_labels(predict, val_x, val_y, n_classes, class_names)
+        return evaluate_labels(predict, val_x, val_y, n_classes, class_names, ignore_index=ignore)
 
     cb = validation_checkpoint()(evaluate, ckpt_dir, every=cfg.get("train_val_every", 1),
                            patience=cfg.get("train_patience"), max_minutes=cfg.get("train_max_minutes"),
@@ -117,7 +125,7 @@ def fit(model, train_images, train_masks, val_images, val_masks, *, out_dir, n_c
     if initial_epoch < epochs and not (state and state.get("stop_reason") == "early stopping"):
         data = pipeline.make_dataset(train_x, train_y, patch_size=int(cfg["train_patch_size"]), batch_size=batch,
                                      n_classes=n_classes, augment=cfg.get("train_augment", True), seed=seed,
-                                     start_step=initial_epoch * steps, scaling=scaling)
+                                     start_step=initial_epoch * steps, scaling=scaling, ignore_index=ignore)
         if strategy is not None and is_multi_worker(strategy):
             data = shard_by_data(data)
         model.fit(data, epochs=epochs, steps_per_epoch=steps, initial_epoch=initial_epoch,

@@ -4,13 +4,36 @@ from __future__ import annotations
 import csv
 import time
 
+import numpy as np
+
 from rockseg.errors import DataError
 from rockseg.evaluation.evaluate import evaluate_labels, keras_label_predictor
 from rockseg.training.callbacks import scalar_writer
 from rockseg.training.checkpoints import read_state, save_weights_atomic, trim_history, write_last
 from rockseg.training.fit import setup_fit
+from rockseg.training.recipe import ignore_index_of
 
-__all__ = ["fit_pix2pix"]
+__all__ = ["fill_ignored", "fit_pix2pix"]
+
+
+def fill_ignored(masks, ignore_index) -> np.ndarray:
+    """Copy of a ``(B, H, W)`` batch of masks with each ``ignore_index`` pixel set to the label
+    of the nearest labelled pixel of its crop (a crop with none is left as it is).
+
+    The pix2pix networks know no ignore label (their target is a colour or one-hot map),
+    so the GAN trains on this plausible completion instead.
+    """
+    from scipy import ndimage as ndi
+
+    masks = np.array(masks, copy=True)
+    if ignore_index is None:
+        return masks
+    for m in masks:
+        ignored = m == ignore_index
+        if ignored.any() and not ignored.all():
+            idx = ndi.distance_transform_edt(ignored, return_distances=False, return_indices=True)
+            m[...] = m[tuple(idx)]
+    return masks
 
 def fit_pix2pix(gan, train_images, train_masks, val_images, val_masks, *, out_dir, n_classes: int,
                 class_names=None, config: dict | None = None, seed: int = 0, resume: bool = False,
@@ -24,7 +47,9 @@ def fit_pix2pix(gan, train_images, train_masks, val_images, val_masks, *, out_di
     for ``resume=True`` (the dropout noise after a resume is not the uninterrupted one).
     On return the generator holds the best weights. The optimisers are the GAN's own
     (Adam, its ``learning_rate`` and ``beta_1`` options); ``train_loss``, ``train_lr``,
-    ``train_optimizer`` and ``train_schedule`` do not apply.
+    ``train_optimizer`` and ``train_schedule`` do not apply. ``ignore_index`` pixels are
+    left out of validation and filled with the nearest label for the GAN steps
+    (:func:`fill_ignored`); crops come only from positions with labelled pixels.
     """
     from rockseg._tf import tf
     from rockseg.training import pipeline
@@ -32,6 +57,7 @@ def fit_pix2pix(gan, train_images, train_masks, val_images, val_masks, *, out_di
     cfg, out_dir, ckpt_dir, (train_x, train_y), (val_x, val_y), scaling = setup_fit(
         config, out_dir, seed, (train_images, train_masks), (val_images, val_masks), n_classes, scaling)
     steps, epochs = int(cfg["train_steps_per_epoch"]), int(cfg["train_epochs"])
+    ignore = ignore_index_of(cfg)
     batch = int(cfg["train_batch_size"])
     segmenter = gan.segmenter()
     ckpt = tf().train.Checkpoint(generator=gan.generator, discriminator=gan.discriminator,
@@ -62,13 +88,20 @@ def fit_pix2pix(gan, train_images, train_masks, val_images, val_masks, *, out_di
         data = iter(pipeline.make_dataset(train_x, train_y, patch_size=int(cfg["train_patch_size"]),
                                           batch_size=batch, n_classes=n_classes,
                                           augment=cfg.get("train_augment", True), seed=seed,
-                                          start_step=initial_epoch * steps, scaling=scaling))
+                                          start_step=initial_epoch * steps, scaling=scaling,
+                                          ignore_index=ignore))
         for epoch in range(initial_epoch, epochs):
             t0 = time.perf_counter()
             sums: dict = {}
             for _ in range(steps):
                 x, y = next(data)
-                for key, value in gan.train_step(x.numpy(), y.numpy()).items():
+                y = fill_ignored(y.numpy(), ignore)
+                if ignore is not None and (y == ignore).any():  # a crop without labels (affine moved them out)
+                    keep = ~(y == ignore).all(axis=(1, 2))
+                    if not keep.any():
+                        continue
+                    x, y = x.numpy()[keep], y[keep]
+                for key, value in gan.train_step(np.asarray(x), y).items():
                     sums[key] = sums.get(key, 0.0) + value
                 images_seen += int(x.shape[0])
                 if max_s is not None and time.perf_counter() - t_start >= max_s:
@@ -76,7 +109,7 @@ def fit_pix2pix(gan, train_images, train_masks, val_images, val_masks, *, out_di
                     break
             train_seconds += time.perf_counter() - t0
             t0 = time.perf_counter()
-            summary = evaluate_labels(predict, val_x, val_y, n_classes, class_names)
+            summary = evaluate_labels(predict, val_x, val_y, n_classes, class_names, ignore_index=ignore)
             val_seconds += time.perf_counter() - t0
             miou = summary["miou"]
             val_history.append({"epoch": epoch + 1, "miou": miou, "per_class_iou": summary.get("per_class_iou")})

@@ -10,6 +10,12 @@ set of the original U-Net projects (rotation ±15°, shift 5 %, shear, zoom 30 %
 through ``ImageProjectiveTransformV3`` (BILINEAR for the image, NEAREST for the mask,
 so the mask keeps only its original labels), then intensity jitter and noise on the
 image only. TensorFlow is imported lazily (``import rockseg.pipeline`` is cheap).
+
+Ignored pixels (mask value ``ignore_index``, default 255; None: none) pass through
+crops and augmentation unchanged (the mask fill of a constant-fill affine is
+``ignore_index``), one-hot targets hold all-zero rows for them, and where a mask holds
+any, crops are drawn only among the positions whose crop has at least one labelled
+pixel. Masks without ignored pixels give exactly the stream they gave before.
 """
 from __future__ import annotations
 
@@ -19,12 +25,15 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from rockseg.data.normalize import prepare_arrays
+from rockseg.data.normalize import check_pairs, prepare_arrays
 from rockseg.errors import DataError
+from rockseg.training.losses import IGNORE_INDEX
 
 __all__ = [
     "Augment",
     "augment_pair",
+    "check_masks",
+    "labelled_crop_positions",
     "make_dataset",
 ]
 
@@ -99,6 +108,59 @@ def _stack_padded(images, masks, patch_size: int):
     return img, msk, np.asarray(shapes, np.int32)
 
 
+def check_masks(images, masks, *, n_classes: int | None, ignore_index=IGNORE_INDEX, name: str = "images"):
+    """:func:`~rockseg.data.normalize.check_pairs` where a mask value is a class index
+    ``0..n_classes-1`` or ``ignore_index`` (None: no ignore value); anything else is a
+    ``DataError``."""
+    if masks is not None and n_classes is not None:
+        n = int(n_classes)
+        if ignore_index is not None and not 0 <= int(ignore_index) <= 255:
+            raise DataError(f"ignore_index must be in 0..255 (masks are uint8), got {ignore_index}")
+        masks = list(masks)
+        for k, m in enumerate(masks):
+            m = np.asarray(m)
+            labelled = m.ravel() if ignore_index is None else m[m != int(ignore_index)]
+            if labelled.size and labelled.max() >= n:
+                also = "; ignore_index is off" if ignore_index is None else f" or ignore_index={int(ignore_index)}"
+                raise DataError(f"{name}[{k}]: mask value {labelled.max():g} >= n_classes={n}; masks must "
+                                f"hold class indices 0..{n - 1}{also}")
+    return check_pairs(images, masks, n_classes=None, name=name)
+
+
+def labelled_crop_positions(mask, patch_size: int, ignore_index) -> np.ndarray:
+    """Boolean ``(H - p + 1, W - p + 1)``: True where the ``p``-crop with that top-left
+    corner holds at least one pixel that is not ``ignore_index``."""
+    lab = np.asarray(mask) != ignore_index
+    s = np.zeros((lab.shape[0] + 1, lab.shape[1] + 1), np.int64)
+    s[1:, 1:] = lab.cumsum(0, dtype=np.int64).cumsum(1)
+    p = int(patch_size)
+    counts = s[p:, p:] - s[:-p, p:] - s[p:, :-p] + s[:-p, :-p]
+    return counts > 0
+
+
+def _crop_tables(msk_np, shapes_np, patch_size: int, ignore_index):
+    """Tables for drawing labelled crops, or None when every crop position is labelled.
+
+    ``valid (N, Hp, Wp)`` uint8 per-position flags, ``row_cum (N, Hp)`` inclusive
+    cumulative counts of valid positions by row, and the images with any valid position.
+    """
+    if ignore_index is None or not (msk_np == ignore_index).any():
+        return None
+    n, hmax, wmax = msk_np.shape
+    p = int(patch_size)
+    valid = np.zeros((n, hmax - p + 1, wmax - p + 1), np.uint8)
+    for k, (h, w) in enumerate(shapes_np):
+        valid[k, : h - p + 1, : w - p + 1] = labelled_crop_positions(msk_np[k, :h, :w], p, ignore_index)
+    if all(valid[k, : h - p + 1, : w - p + 1].all() for k, (h, w) in enumerate(shapes_np)):
+        return None
+    per_image = valid.reshape(n, -1).sum(1)
+    usable = np.flatnonzero(per_image > 0).astype(np.int32)
+    if usable.size == 0:
+        raise DataError(f"every {p}x{p} crop of every training image is entirely ignore_index={ignore_index}: "
+                        f"nothing to train on")
+    return valid, valid.sum(2, dtype=np.int64).cumsum(1), usable
+
+
 def _affine_matrix(tf, seed, size: int, aug: Augment):
     """Output→input projective transform (8 floats) for one crop of side ``size``."""
     s = tf.random.experimental.stateless_split(seed, num=6)
@@ -132,11 +194,13 @@ def _affine_matrix(tf, seed, size: int, aug: Augment):
     return tf.where(apply, flat, identity)
 
 
-def augment_pair(image, mask, seed, aug: Augment | dict | bool = True):
+def augment_pair(image, mask, seed, aug: Augment | dict | bool = True, ignore_index=None):
     """Augment one ``(H, W, C)`` float image and its ``(H, W)`` integer mask identically.
 
     ``seed`` is a shape-(2,) int tensor (stateless); the same seed gives the same result.
-    Returns ``(image float32 in [0, 1], mask with the input's dtype)``.
+    With ``fill_mode="CONSTANT"`` the mask outside the transformed crop is
+    ``ignore_index`` (0 when None). Returns ``(image float32 in [0, 1], mask with the
+    input's dtype)``.
     """
     from rockseg._tf import tf as _tf
 
@@ -166,7 +230,8 @@ def augment_pair(image, mask, seed, aug: Augment | dict | bool = True):
             images=image[None], transforms=xf, output_shape=shape, fill_value=0.0,
             interpolation="BILINEAR", fill_mode=aug.fill_mode)[0]
         maskf = tf.raw_ops.ImageProjectiveTransformV3(
-            images=maskf[None], transforms=xf, output_shape=shape, fill_value=0.0,
+            images=maskf[None], transforms=xf, output_shape=shape,
+            fill_value=0.0 if ignore_index is None else float(ignore_index),
             interpolation="NEAREST", fill_mode=aug.fill_mode)[0]
     if aug.brightness or aug.contrast or aug.noise:
         r = tf.random.experimental.stateless_split(s[4], num=3)
@@ -188,7 +253,7 @@ def augment_pair(image, mask, seed, aug: Augment | dict | bool = True):
 
 def make_dataset(images, masks, *, patch_size: int, batch_size: int, n_classes: int | None = None,
                  augment=True, seed: int = 0, start_step: int = 0, one_hot: bool = False,
-                 num_parallel_calls=None, prefetch=None, scaling=None):
+                 num_parallel_calls=None, prefetch=None, scaling=None, ignore_index=IGNORE_INDEX):
     """An endless, deterministic ``tf.data.Dataset`` of ``(x, y)`` batches.
 
     ``images``/``masks``: raw whole slices (list or array, any sizes ≥ 1 px) or patches,
@@ -197,7 +262,9 @@ def make_dataset(images, masks, *, patch_size: int, batch_size: int, n_classes: 
     uniform) from element seed ``(seed, index)``, augmented with ``augment``
     (``True``, ``False``, a dict of :class:`Augment` fields or an ``Augment``).
     ``x`` is float32 ``(B, p, p, C)``; ``y`` is int32 ``(B, p, p)`` class indices, or
-    float32 one-hot ``(B, p, p, n_classes)`` with ``one_hot=True``. ``start_step``
+    float32 one-hot ``(B, p, p, n_classes)`` with ``one_hot=True`` (all-zero rows at
+    ``ignore_index`` pixels; see the module docstring for crops of masks holding
+    ignored pixels). ``start_step``
     skips the first ``start_step`` batches (used on resume) without computing them.
     ``num_parallel_calls`` defaults to :func:`default_parallel_calls`, ``prefetch`` to 2
     batches; element order is deterministic whatever the parallelism.
@@ -208,7 +275,8 @@ def make_dataset(images, masks, *, patch_size: int, batch_size: int, n_classes: 
     patch_size = int(patch_size)
     if patch_size < 8:
         raise ValueError(f"patch_size must be >= 8, got {patch_size}")
-    imgs, msks = prepare_arrays(images, masks, n_classes=n_classes, scaling=scaling)
+    images, masks = check_masks(images, masks, n_classes=n_classes, ignore_index=ignore_index)
+    imgs, msks = prepare_arrays(images, masks, scaling=scaling)
     if not imgs:
         raise DataError("no training images")
     if one_hot and n_classes is None:
@@ -222,22 +290,43 @@ def make_dataset(images, masks, *, patch_size: int, batch_size: int, n_classes: 
     channels = img_np.shape[-1]
     seed_t = tf.constant(int(seed), tf.int64)
     augmenting = aug != Augment.off()
+    tables = _crop_tables(msk_np, shapes_np, patch_size, ignore_index)
+    if tables is not None:
+        valid_t, row_cum_t, usable_t = (tf.constant(a) for a in tables)
+
+    def position(s):
+        """Image and top-left corner of a crop: uniform, or uniform among labelled crops."""
+        if tables is None:
+            k = tf.random.stateless_uniform((), s[0], 0, n_img, dtype=tf.int32)
+            h, w = shapes_t[k, 0], shapes_t[k, 1]
+            y0 = tf.random.stateless_uniform((), s[1], 0, h - patch_size + 1, dtype=tf.int32)
+            x0 = tf.random.stateless_uniform((), s[2], 0, w - patch_size + 1, dtype=tf.int32)
+            return k, y0, x0
+        k = usable_t[tf.random.stateless_uniform((), s[0], 0, tf.size(usable_t), dtype=tf.int32)]
+        cum = row_cum_t[k]
+        j = tf.random.stateless_uniform((), s[1], 0, cum[-1], dtype=tf.int64)  # j-th labelled position
+        y0 = tf.searchsorted(cum, j[None], side="right", out_type=tf.int32)[0]
+        before = tf.where(y0 > 0, cum[tf.maximum(y0 - 1, 0)], tf.constant(0, tf.int64))
+        row = tf.cumsum(tf.cast(valid_t[k, y0], tf.int64))
+        x0 = tf.searchsorted(row, (j - before)[None], side="right", out_type=tf.int32)[0]
+        return k, y0, x0
 
     def element(index):
         s = tf.random.experimental.stateless_split(tf.stack([seed_t, index]), num=4)
-        k = tf.random.stateless_uniform((), s[0], 0, n_img, dtype=tf.int32)
-        h, w = shapes_t[k, 0], shapes_t[k, 1]
-        y0 = tf.random.stateless_uniform((), s[1], 0, h - patch_size + 1, dtype=tf.int32)
-        x0 = tf.random.stateless_uniform((), s[2], 0, w - patch_size + 1, dtype=tf.int32)
+        k, y0, x0 = position(s)
         im = tf.slice(img_t[k], [y0, x0, 0], [patch_size, patch_size, channels])
         m = tf.slice(msk_t[k], [y0, x0], [patch_size, patch_size])
         im = tf.ensure_shape(im, (patch_size, patch_size, channels))
         m = tf.ensure_shape(m, (patch_size, patch_size))
         if augmenting:
-            im, m = augment_pair(im, m, s[3], aug)
+            im, m = augment_pair(im, m, s[3], aug, ignore_index=ignore_index)
         m = tf.cast(m, tf.int32)
         if one_hot:
-            return im, tf.one_hot(m, n_classes, dtype=tf.float32)
+            if ignore_index is None:
+                return im, tf.one_hot(m, n_classes, dtype=tf.float32)
+            keep = tf.not_equal(m, int(ignore_index))
+            hot = tf.one_hot(tf.where(keep, m, tf.zeros_like(m)), n_classes, dtype=tf.float32)
+            return im, hot * tf.cast(keep, tf.float32)[..., None]
         return im, m
 
     start = int(start_step) * int(batch_size)

@@ -10,11 +10,13 @@ The whole configuration is checked before anything is written.
 from __future__ import annotations
 
 import shutil
+import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
+from rockseg.data.classmap import IGNORE, ClassMap
 from rockseg.data.normalize import check_pairs
 from rockseg.data.split_data import SplitData, load_split_data
 from rockseg.errors import DataError, RegistryError, RocksegError
@@ -25,19 +27,20 @@ from rockseg.training.checkpoints import save_model_atomic
 from rockseg.training.distribute import cluster_spec, is_chief, make_strategy, strategy_scope, worker_dir
 from rockseg.training.fit import fit
 from rockseg.training.gan import fit_pix2pix
-from rockseg.training.recipe import validate_config
+from rockseg.training.recipe import ignore_index_of, validate_config
 
 __all__ = ["baseline_run", "train_run"]
 
 TRAIN_KEYS_ON_RESUME = ("train_epochs", "train_max_minutes")
 
 
-def _eval_subsets(predict, data: SplitData, arrays: dict) -> dict:
+def _eval_subsets(predict, data: SplitData, arrays: dict, ignore_index=IGNORE, verbose=0) -> dict:
     out = {}
     for part in ("val", "test"):
         x, y = arrays[part]
         if x:
-            out[part] = evaluate_labels(predict, x, y, data.n_classes, data.class_names, ids=data.split[part])
+            out[part] = evaluate_labels(predict, x, y, data.n_classes, data.class_names, ids=data.split[part],
+                                        ignore_index=ignore_index, progress=bool(verbose))
     return out
 
 
@@ -68,17 +71,21 @@ def _split_arrays(data: SplitData) -> dict:
             for part in ("train", "val", "test")}
 
 
-def _load_data(dataset, images, masks, data_dir, n_classes, cfg, split=None, scaling=None):
+def _load_data(dataset, images, masks, data_dir, n_classes, cfg, split=None, scaling=None, *,
+               class_map=None, split_options=None, ignore="auto", verbose=0):
     if dataset is None and images is None:
         raise RocksegError("give dataset= or images= and masks=")
+    log = (lambda text: print(text, file=sys.stderr, flush=True)) if verbose else None
     return load_split_data(dataset, images=images, masks=masks, data_dir=data_dir, n_classes=n_classes,
                            split=split, profile=cfg.get("name"), shape=cfg.get("synth_shape"),
-                           scaling=scaling if scaling is not None else cfg.get("data_scaling", "auto"))
+                           scaling=scaling if scaling is not None else cfg.get("data_scaling", "auto"),
+                           class_map=class_map, split_options=split_options, ignore=ignore, log=log)
 
 
 def train_run(model_name: str | None = None, *, out, dataset: str | None = None, images=None, masks=None,
               data_dir=None, profile: str | None = None, seed: int = 0, resume: bool = False,
               overwrite: bool = False, model_options: dict | None = None, n_classes: int | None = None,
+              class_map=None, split_options: dict | None = None, ignore="auto",
               verbose: int = 0, **overrides) -> dict:
     """Train a registry model and write its run folder ``out``; returns the run record.
 
@@ -86,7 +93,10 @@ def train_run(model_name: str | None = None, *, out, dataset: str | None = None,
     ``pix2pix`` trains the GAN (:func:`~rockseg.training.gan.fit_pix2pix`) and saves its segmenter (generator +
     label decoding) as ``model.keras``, so it is evaluated, ensembled and used for
     volume prediction like any network (run kind ``gan``; the GAN itself in ``pix2pix/``).
-    ``images``/``masks`` train on a user folder pair instead. ``overrides`` set any
+    ``images``/``masks`` train on a user folder pair instead, decoded with ``class_map``
+    (else inferred from the masks; ``ignore``: the "no label" value) and split by
+    ``split_options`` (:func:`~rockseg.data.split_data.load_split_data`); with ``verbose``
+    the class map and the split are printed. ``overrides`` set any
     profile key (``train_epochs=3``, ``train_lr=3e-4``, ...). ``resume=True`` continues
     the run in ``out`` with its stored settings (only ``train_epochs`` and
     ``train_max_minutes`` may change); ``overwrite=True`` replaces a previous run.
@@ -106,6 +116,7 @@ def train_run(model_name: str | None = None, *, out, dataset: str | None = None,
         previous = records.prepare_run_dir(out, resume=resume, overwrite=overwrite)
     else:  # a worker reads the chief's record to resume, and never checks or touches `out` else
         previous = records.load_run(out) if resume else None
+    planned = None
     if previous is not None:  # resume: the stored settings win
         if previous.get("kind") not in ("cnn", "gan"):
             raise DataError(f"cannot resume a {previous.get('kind')} run", path=out)
@@ -121,20 +132,26 @@ def train_run(model_name: str | None = None, *, out, dataset: str | None = None,
         dsrec = previous["dataset"]
         paths = cfg.get("data_paths") or {}
         validate_config(cfg)
+        stored_map = previous["data"].get("class_map")
         data = _load_data(dsrec["name"] if dsrec.get("source") == "registry" else None,
                           paths.get("images"), paths.get("masks"), data_dir, previous["data"]["n_classes"],
-                          cfg, split=dsrec.get("split"), scaling=previous["data"].get("scaling"))
+                          cfg, split=dsrec.get("split"), scaling=previous["data"].get("scaling"),
+                          class_map=ClassMap.from_dict(stored_map) if stored_map and paths.get("images") else None,
+                          verbose=verbose)
     else:
         cfg = get_profile(profile, **overrides)
         validate_config(cfg)
         model_name = model_name or cfg["train_model"]
+        given_options = dict(model_options or {})
         if model_options is None:
             model_options = dict(cfg.get("train_model_options") or {})
         if images is None and dataset is None:
             dataset = cfg["train_dataset"]
         if images is not None:
             cfg["data_paths"] = _data_paths(images, masks)
-        data = _load_data(dataset, images, masks, data_dir, n_classes, cfg)
+        data = _load_data(dataset, images, masks, data_dir, n_classes, cfg, class_map=class_map,
+                          split_options=split_options, ignore=ignore, verbose=verbose)
+        planned = _plan(cfg, data, model_name, model_options, given_options, overrides, verbose)
     arrays = _split_arrays(data)
     # a cluster's collective ops are set up before any other TensorFlow work (GPU queries too)
     strategy = make_strategy()
@@ -145,6 +162,8 @@ def train_run(model_name: str | None = None, *, out, dataset: str | None = None,
             raise RocksegError("pix2pix trains with its own loop on one process; unset TF_CONFIG to train it")
         strategy = None
     write_dir = worker_dir(out)
+    if previous is None:  # train_encoder_weights -> the encoder_weights option (recorded with the model)
+        model_options = models.options_from_config(model_name, model_options, cfg)
     with precision_scope(precision["train"]), strategy_scope(strategy):  # built under the precision (and strategy)
         set_seed(seed)
         built = models.build_model(model_name, data.n_classes, (None, None, data.channels), **model_options)
@@ -152,7 +171,7 @@ def train_run(model_name: str | None = None, *, out, dataset: str | None = None,
         model = built if gan is None else gan.segmenter()
     with precision_scope(precision["train"]):
         record, info = _train(write_dir, overwrite and chief, previous, gan, built, model, model_name, model_options,
-                              cfg, seed, data, arrays, resume, verbose, precision, strategy, out)
+                              cfg, seed, data, arrays, resume, verbose, precision, strategy, out, planned)
     if strategy is not None:  # every worker reads the distributed weights (collective), into a plain copy
         model = rebuild(model)
     if not chief:  # the chief evaluates and writes; this worker leaves nothing behind
@@ -162,7 +181,7 @@ def train_run(model_name: str | None = None, *, out, dataset: str | None = None,
     predict = keras_label_predictor(eval_model, tile=int(cfg["eval_tile"]), overlap=float(cfg["eval_overlap"]),
                                     batch_size=int(cfg["eval_batch_size"]), tta=bool(cfg.get("eval_tta", False)),
                                     scaling=data.scaling)
-    metrics = _eval_subsets(predict, data, arrays)
+    metrics = _eval_subsets(predict, data, arrays, ignore_index_of(cfg), verbose)
     save_model_atomic(model, out / "model.keras")
     record["model"]["file"] = "model.keras"
     record["training"] = info
@@ -181,13 +200,39 @@ def train_run(model_name: str | None = None, *, out, dataset: str | None = None,
     return records.load_run(out)
 
 
+def _plan(cfg, data: SplitData, model_name, model_options, given_options, overrides, verbose):
+    """Fingerprint the training data and adapt ``cfg``/``model_options`` in place (see
+    :mod:`rockseg.training.plan`); returns ``{"fingerprint", "plan"}`` or ``None``."""
+    from rockseg.data.fingerprint import dataset_fingerprint, describe_fingerprint
+    from rockseg.data.normalize import fit_scaling
+    from rockseg.training.plan import describe_plan, make_plan, plan_applies
+
+    if cfg.get("train_plan", "auto") not in ("auto", "fingerprint", "off"):
+        raise RocksegError(f"train_plan={cfg.get('train_plan')!r} is not valid; choose one of auto, fingerprint, off")
+    if not plan_applies(cfg, data.source):
+        return None
+    fp = dataset_fingerprint(*data.train, data.n_classes, data.class_names)
+    plan = make_plan(fp, cfg, model_name=model_name, model_options=given_options, explicit=overrides)
+    cfg.update(plan["config"])
+    model_options.update(plan["model_options"])
+    validate_config(cfg)
+    if "data_scaling" in plan["config"]:
+        data.scaling = fit_scaling(data.train[0], cfg["data_scaling"])
+    if verbose:
+        print(describe_fingerprint(fp), file=sys.stderr)
+        print(describe_plan(plan), file=sys.stderr, flush=True)
+    return {"fingerprint": fp, "plan": plan}
+
+
 def _train(out, overwrite, previous, gan, built, model, model_name, model_options, cfg, seed, data, arrays,
-           resume, verbose, precision, strategy=None, resume_dir=None):
+           resume, verbose, precision, strategy=None, resume_dir=None, planned=None):
     """Write the "training" record, train, and return ``(record, training summary)``."""
     if overwrite:
         records.clear_run_dir(out)
     out.mkdir(parents=True, exist_ok=True)
     record = previous or _record_base("cnn" if gan is None else "gan", model_name, model_options, cfg, seed, data)
+    if planned is not None:
+        record.update(planned)
     record.pop("run_dir", None)
     record["config"] = cfg
     record["status"] = "training"
@@ -214,8 +259,11 @@ def _train(out, overwrite, previous, gan, built, model, model_name, model_option
 
 def baseline_run(method: str, *, out, dataset: str | None = None, images=None, masks=None, data_dir=None,
                  seed: int = 0, overwrite: bool = False, n_classes: int | None = None,
-                 options: dict | None = None, profile: str | None = None) -> dict:
-    """Fit a baseline (``otsu`` = multi-Otsu, ``rf`` = random forest) and write its run folder."""
+                 options: dict | None = None, profile: str | None = None, class_map=None,
+                 split_options: dict | None = None, ignore="auto", verbose: int = 0) -> dict:
+    """Fit a baseline (``otsu`` = multi-Otsu, ``rf`` = random forest) and write its run folder.
+
+    User folders are read and split as by :func:`train_run`."""
     from rockseg.config import get_profile
     from rockseg.models import classical
 
@@ -231,7 +279,8 @@ def baseline_run(method: str, *, out, dataset: str | None = None, images=None, m
         dataset = prof["train_dataset"]
     if images is not None:
         cfg["data_paths"] = _data_paths(images, masks)
-    data = _load_data(dataset, images, masks, data_dir, n_classes, cfg)
+    data = _load_data(dataset, images, masks, data_dir, n_classes, cfg, class_map=class_map,
+                      split_options=split_options, ignore=ignore, verbose=verbose)
     # the forest and Otsu work on the scaled grey (or colour) image, as a network would
     arrays = {part: ([data.scaling.apply(im[..., 0] if im.shape[-1] == 1 else im) for im in x], y)
               for part, (x, y) in _split_arrays(data).items()}
@@ -255,7 +304,8 @@ def baseline_run(method: str, *, out, dataset: str | None = None, images=None, m
     out.mkdir(parents=True, exist_ok=True)
     record = _record_base("baseline", method, opts, cfg, seed, data)
     model.save(out / "model.pkl")
-    metrics = _eval_subsets(lambda im: np.asarray(model.predict(im)).astype(np.uint8), data, arrays)
+    metrics = _eval_subsets(lambda im: np.asarray(model.predict(im)).astype(np.uint8), data, arrays,
+                            verbose=verbose)
     n_train = len(arrays["train"][0])
     infer_s = [m["seconds_per_slice"] for m in metrics.values() if m.get("seconds_per_slice")]
     record["model"].update({"file": "model.pkl", "parameters": _baseline_parameters(model),

@@ -264,6 +264,7 @@ def synthetic_sandstone(shape=(128, 256, 256), seed: int = 0, **params):
         "sample_radius_px": float(R),
         "sample_centre_yx": [float(cy), float(cx)],
         "pixel_scale": float(scale),
+        "grain_diameter_px": float(p["grain_diameter"] / scale),
         "n_grains": int(n),
         "grain_threshold": float(t),
         "notes": "labels: 0 pore/air (incl. outside the sample and the holder ring), "
