@@ -62,7 +62,7 @@ def offline(monkeypatch, tmp_path):
 
 def test_lists():
     assert list_models() == ["unet", "resunet", "attention_unet", "sm_unet", "sm_linknet", "vgg_unet", "pix2pix"]
-    assert set(list_backbones()) == {"resnet18", "resnet34", "vgg16", "vgg19", "inceptionv3",
+    assert set(list_backbones()) == {"resnet18", "resnet34", "resnet50", "vgg16", "vgg19", "inceptionv3",
                                      "inceptionresnetv2", "efficientnetb3", "efficientnetb4"}
 
 

@@ -41,6 +41,7 @@ from rockseg.models.blocks import (
 BACKBONES = {
     "resnet18": "255",
     "resnet34": "255",
+    "resnet50": "255",
     "vgg16": "caffe",
     "vgg19": "caffe",
     "inceptionv3": "tf",
@@ -53,6 +54,7 @@ BACKBONES = {
 IMAGENET_FILES = {
     "resnet18": ("resnet18_imagenet_1000_no_top.h5", "318e3ac0cd98d51e917526c9f62f0b50"),
     "resnet34": ("resnet34_imagenet_1000_no_top.h5", "8caaa0ad39d927cb8ba5385bf945d582"),
+    "resnet50": ("resnet50_imagenet_1000_no_top.h5", "db3b217156506944570ac220086f09b6"),
     "vgg16": ("vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5", "6d6bbae143d832006294945121d1f1fc"),
     "vgg19": ("vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5", "253f8cb515780f3b799900260a226db6"),
     "inceptionv3": ("inception_v3_weights_tf_dim_ordering_tf_kernels_notop.h5", "bcbd6486424b2319ff4ef7d526e38f63"),
