@@ -180,18 +180,13 @@ def _check_leaks(split: dict, info: dict, ids, where) -> None:
 
 def _hash_files(files: dict) -> dict:
     """``{path: {"sha256": ...}}`` for user files whose entry has no hash yet."""
-    import hashlib
+    from rockseg.data.registry import file_hash
 
     out = {}
     for path, meta in files.items():
         meta = dict(meta or {})
-        p = Path(path)
-        if "sha256" not in meta and p.is_file():
-            h = hashlib.sha256()
-            with open(p, "rb") as fh:
-                for chunk in iter(lambda: fh.read(1 << 20), b""):
-                    h.update(chunk)
-            meta["sha256"] = h.hexdigest()
+        if "sha256" not in meta and Path(path).is_file():
+            meta["sha256"] = file_hash(path, "sha256")
         out[str(path)] = meta
     return out
 

@@ -87,12 +87,10 @@ def weights_dir() -> Path | None:
 
 
 def file_sha256(path) -> str:
-    """Hex sha256 of a file."""
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+    """Hex sha256 of a file (the registry's one hash function)."""
+    from rockseg.data.registry import file_hash
+
+    return file_hash(path, "sha256")
 
 
 def encoder_file_info(path, backbone: str, source: str) -> dict:

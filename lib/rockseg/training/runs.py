@@ -34,7 +34,7 @@ __all__ = ["baseline_run", "train_run"]
 TRAIN_KEYS_ON_RESUME = ("train_epochs", "train_max_minutes")
 
 
-def _eval_subsets(predict, data: SplitData, arrays: dict, ignore_index=IGNORE, verbose=0) -> dict:
+def eval_subsets(predict, data: SplitData, arrays: dict, ignore_index=IGNORE, verbose=0) -> dict:
     out = {}
     for part in ("val", "test"):
         x, y = arrays[part]
@@ -44,7 +44,7 @@ def _eval_subsets(predict, data: SplitData, arrays: dict, ignore_index=IGNORE, v
     return out
 
 
-def _record_base(kind, name, options, cfg, seed, data: SplitData) -> dict:
+def record_base(kind, name, options, cfg, seed, data: SplitData) -> dict:
     return {
         "schema": records.SCHEMA,
         "status": "training",
@@ -181,7 +181,7 @@ def train_run(model_name: str | None = None, *, out, dataset: str | None = None,
     predict = keras_label_predictor(eval_model, tile=int(cfg["eval_tile"]), overlap=float(cfg["eval_overlap"]),
                                     batch_size=int(cfg["eval_batch_size"]), tta=bool(cfg.get("eval_tta", False)),
                                     scaling=data.scaling)
-    metrics = _eval_subsets(predict, data, arrays, ignore_index_of(cfg), verbose)
+    metrics = eval_subsets(predict, data, arrays, ignore_index_of(cfg), verbose)
     save_model_atomic(model, out / "model.keras")
     record["model"]["file"] = "model.keras"
     record["training"] = info
@@ -230,7 +230,7 @@ def _train(out, overwrite, previous, gan, built, model, model_name, model_option
     if overwrite:
         records.clear_run_dir(out)
     out.mkdir(parents=True, exist_ok=True)
-    record = previous or _record_base("cnn" if gan is None else "gan", model_name, model_options, cfg, seed, data)
+    record = previous or record_base("cnn" if gan is None else "gan", model_name, model_options, cfg, seed, data)
     if planned is not None:
         record.update(planned)
     record.pop("run_dir", None)
@@ -302,9 +302,9 @@ def baseline_run(method: str, *, out, dataset: str | None = None, images=None, m
     if overwrite:
         records.clear_run_dir(out)
     out.mkdir(parents=True, exist_ok=True)
-    record = _record_base("baseline", method, opts, cfg, seed, data)
+    record = record_base("baseline", method, opts, cfg, seed, data)
     model.save(out / "model.pkl")
-    metrics = _eval_subsets(lambda im: np.asarray(model.predict(im)).astype(np.uint8), data, arrays,
+    metrics = eval_subsets(lambda im: np.asarray(model.predict(im)).astype(np.uint8), data, arrays,
                             verbose=verbose)
     n_train = len(arrays["train"][0])
     infer_s = [m["seconds_per_slice"] for m in metrics.values() if m.get("seconds_per_slice")]

@@ -47,7 +47,7 @@ from rockseg.evaluation import records
 from rockseg.training.checkpoints import save_model_atomic
 from rockseg.training.fit import fit
 from rockseg.training.recipe import ignore_index_of
-from rockseg.training.runs import _eval_subsets, _record_base
+from rockseg.training.runs import eval_subsets, record_base
 
 __all__ = ["CLASS_COLORS", "evaluate_segmentation", "predict_multiple", "predict_segmentation", "train_model"]
 
@@ -425,7 +425,7 @@ def _run(model, cfg, loaded, out: Path, prefix, first_epoch, initial_weights, ca
     train, val, pairs, val_pairs, scaling = loaded
     data, data_paths = _split_data(model, train, val, pairs, val_pairs, scaling, dirs)
     cfg["data_paths"] = data_paths
-    record = _record_base("cnn", st["registry"], st["options"], cfg, seed, data)
+    record = record_base("cnn", st["registry"], st["options"], cfg, seed, data)
     record["model"].update(parameters=int(model.count_params()), info=getattr(model, "rockseg_info", None))
     record["precision"] = {"train": "float32", "eval": "float32"}
     check = "val_images" if val[0] else (f"none (validate=False): the one check at the end of training ran on "
@@ -439,7 +439,7 @@ def _run(model, cfg, loaded, out: Path, prefix, first_epoch, initial_weights, ca
         info = fit(model, *train, *(val if val[0] else (train[0][:1], train[1][:1])), out_dir=out,
                    n_classes=data.n_classes, class_names=data.class_names, config=cfg, seed=seed,
                    restore_best=False, scaling=scaling, verbose=verbose)
-    record["metrics"] = _eval_subsets(_label_predictor(model), data, {"val": val, "test": ([], [])},
+    record["metrics"] = eval_subsets(_label_predictor(model), data, {"val": val, "test": ([], [])},
                                       ignore_index_of(cfg), verbose)
     save_model_atomic(model, out / "model.keras")
     record["model"]["file"] = "model.keras"
