@@ -28,7 +28,9 @@ MODELS = {
     "sm_unet-resnet34": ("sm_unet", {"backbone": "resnet34", "regime": "imagenet", "allow_fallback": True}),
     "sm_linknet-resnet34": ("sm_linknet", {"backbone": "resnet34", "regime": "imagenet", "allow_fallback": True}),
     "vgg_unet": ("vgg_unet", {"regime": "imagenet", "allow_fallback": True}),
-    "pix2pix-colour": ("pix2pix", {"mode": "colour", "gen_filters": 32, "disc_filters": 32}),
+    # pix2pix: the profile's pix2pix recipe (config model_recipes), in both output modes
+    "pix2pix-colour": ("pix2pix", {"mode": "colour"}),
+    "pix2pix-softmax": ("pix2pix", {"mode": "softmax"}),
 }
 BASELINES = ("rf", "otsu")
 
@@ -60,9 +62,10 @@ def main(argv=None) -> int:
         else:
             model, options = MODELS[name]
             resume = (out / "run.json").is_file()
+            cap = {} if args.max_minutes is None else {"train_max_minutes": args.max_minutes}
             train.train_run(model, out=out, dataset="sandstone-versa", data_dir=args.data_dir,
                             profile=args.profile, model_options=options, resume=resume, overwrite=not resume,
-                            train_max_minutes=args.max_minutes, eval_tta=False)  # TTA: own column
+                            eval_tta=False, **cap)  # TTA: own column
     done = {p.name: runs.load_run(p) for p in root.iterdir()
             if p.name in MODELS and (p / "run.json").is_file()}
     done = {k: r for k, r in done.items() if r.get("status") == "complete"}

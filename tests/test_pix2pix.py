@@ -141,3 +141,107 @@ def test_train_run_gives_pix2pix_a_run_record(tmp_path):
     resumed = train.train_run(out=out, resume=True, train_epochs=2)
     assert resumed["training"]["epochs_run"] == 2 and resumed["training"]["initial_epoch"] == 1
     assert len(resumed["training"]["val_history"]) == 2
+
+
+@pytest.mark.parametrize("mode,key", [("colour", "gen_l1"), ("softmax", "gen_ce")])
+def test_reconstruction_weights_give_the_class_weighted_mean(toy, mode, key):
+    """recon_weights: the L1/CE term is the weighted mean over pixels; weight only on class 1
+    gives class 1's mean alone, all ones the plain mean (computed here from the generator)."""
+    x, y = toy
+    tf = _tf.tf()
+
+    for weights in ([0.0, 1.0, 0.0], None):
+        _tf.set_seed(0)
+        gan = Pix2Pix(3, (32, 32, 1), mode=mode, dropout=0.0, recon_weights=weights, **SMALL)
+        fake = gan.generator(tf.constant(x[:4]), training=True).numpy()
+        if mode == "colour":
+            target = gan.class_colours.astype(np.float32)[y[:4]] / 127.5 - 1.0
+            per_pixel = np.abs(target - fake).mean(-1)
+        else:
+            per_pixel = -np.log(np.take_along_axis(fake, y[:4, ..., None].astype(int), -1)[..., 0] + 1e-7)
+        expected = per_pixel[y[:4] == 1].mean() if weights else per_pixel.mean()
+        assert gan.train_step(x[:4], y[:4])[key] == pytest.approx(float(expected), rel=1e-3)
+    assert expected != pytest.approx(float(per_pixel[y[:4] == 1].mean()), rel=1e-3)  # the two differ
+
+
+def test_adversarial_weight_and_label_smoothing(toy):
+    x, y = toy
+    _tf.set_seed(0)
+    gan = Pix2Pix(3, (32, 32, 1), mode="colour", lambda_adv=0.0, lambda_l1=7.0, **SMALL)
+    out = gan.train_step(x[:4], y[:4])
+    assert out["gen_total"] == pytest.approx(7.0 * out["gen_l1"], rel=1e-6)  # no adversarial term
+    with pytest.raises(RocksegError, match="label_smoothing"):
+        Pix2Pix(3, (32, 32, 1), label_smoothing=0.5, **SMALL)
+    with pytest.raises(RocksegError, match="recon_weights"):
+        Pix2Pix(3, (32, 32, 1), recon_weights=[1.0, 2.0], **SMALL)
+
+
+def test_smoothed_discriminator_targets(toy):
+    """label_smoothing s: the discriminator's real target is 1 - s (its loss computed by hand)."""
+    x, y = toy
+    tf = _tf.tf()
+
+    _tf.set_seed(0)
+    gan = Pix2Pix(3, (32, 32, 1), mode="softmax", dropout=0.0, label_smoothing=0.2, **SMALL)
+    images = tf.constant(x[:4])
+    target = tf.one_hot(y[:4], 3)
+    fake = gan.generator(images, training=True)
+    d_real = gan.discriminator([images, target], training=True).numpy()
+    d_fake = gan.discriminator([images, fake], training=True).numpy()
+
+    def bce(t, logits):
+        p = 1.0 / (1.0 + np.exp(-logits))
+        return float(np.mean(-(t * np.log(p) + (1 - t) * np.log(1 - p))))
+
+    expected = 0.5 * (bce(0.8, d_real) + bce(0.0, d_fake))
+    assert gan.train_step(x[:4], y[:4])["disc"] == pytest.approx(expected, rel=1e-3)
+
+
+def test_recon_weights_survive_save_and_load(tmp_path):
+    gan = Pix2Pix(3, (32, 32, 1), recon_weights=[0.5, 1.0, 4.0], **SMALL)
+    gan.save(tmp_path / "g")
+    again = Pix2Pix.load(tmp_path / "g")
+    assert again.config["recon_weights"] == [0.5, 1.0, 4.0]
+    np.testing.assert_allclose(again._recon_weights.numpy(), [0.5, 1.0, 4.0])
+
+
+def test_class_weighted_gan_run_records_its_weights(tmp_path, monkeypatch):
+    """The profile's pix2pix recipe applies to `train_run('pix2pix')` under explicit settings;
+    its train_class_weights reach the GAN's reconstruction term and the run record."""
+    from rockseg import config
+    from rockseg import training as train
+    from rockseg.data import load_dataset
+    from rockseg.training.losses import class_weights
+
+    recipe = {"config": {"train_class_weights": "inverse", "train_steps_per_epoch": 2, "train_batch_size": 3},
+              "options": {**SMALL, "mode": "colour", "lambda_l1": 50.0}}
+    monkeypatch.setitem(config.PROFILES["smoke"], "model_recipes", {"pix2pix": recipe})
+    out = tmp_path / "gan"
+    rec = train.train_run("pix2pix", out=out, profile="smoke", dataset="synthetic-sandstone",
+                          model_options={"lambda_l1": 20.0}, train_epochs=1, train_batch_size=2)
+    assert rec["config"]["train_steps_per_epoch"] == 2 and rec["config"]["train_batch_size"] == 2  # explicit wins
+    assert rec["model"]["options"]["lambda_l1"] == 20.0 and rec["model"]["options"]["gen_filters"] == 8
+    assert rec["training"]["images_seen"] == 4
+    ds = load_dataset("synthetic-sandstone", profile="smoke")
+    train_masks = ds.masks[[ds.index(i) for i in ds.split["train"]]]
+    expected = class_weights(train_masks, ds.n_classes, "inverse", ignore_index=255)
+    np.testing.assert_allclose(rec["training"]["class_weights"], expected, rtol=1e-6)
+    np.testing.assert_allclose(Pix2Pix.load(out / "pix2pix").config["recon_weights"], expected, rtol=1e-6)
+
+
+def test_model_recipe_applies_under_explicit_settings():
+    from rockseg.config import apply_model_recipe, get_profile
+
+    cfg = {"train_model": "unet", "train_epochs": 5, "train_lr": 1e-3,
+           "model_recipes": {"pix2pix": {"config": {"train_epochs": 9, "train_lr": 2e-4}, "options": {"a": 1, "b": 2}}}}
+    out, opts = apply_model_recipe(cfg, "pix2pix", {"b": 3}, explicit={"train_lr": 1e-3})
+    assert out["train_epochs"] == 9 and out["train_lr"] == 1e-3 and opts == {"a": 1, "b": 3}
+    assert cfg["train_epochs"] == 5  # the profile itself is left alone
+    assert apply_model_recipe(cfg, "resunet", None) == (cfg, None)
+    # the cpu profile's own recipe is valid and builds
+    from rockseg.training.recipe import validate_config
+
+    cpu, options = apply_model_recipe(get_profile("cpu"), "pix2pix", {"mode": "softmax"})
+    validate_config(cpu)
+    gan = build_model("pix2pix", 4, (None, None, 1), **options)
+    assert gan.mode == "softmax"

@@ -194,3 +194,45 @@ def test_thin_section_figures():
     heights = [p.get_height() for p in fig.axes[1].patches]
     assert len(heights) == 10 and heights[7] == 1.0  # the prediction bar of class 3
     plt.close(fig)
+
+
+def test_class_by_grey_is_the_rule_staircase():
+    """Labels made by the rule: each grey bin is all one class, switching exactly at the cuts;
+    a prediction that is the variant rule moves only the last step."""
+    rng = np.random.default_rng(0)
+    rgb = _grey_rgb(np.clip(np.linspace(0, 1, 400)[None, :] + rng.normal(0, 0.05, (60, 400)), 0, 1))
+    lab = ts.grey_bin_labels(rgb)
+    cur = ts.class_by_grey(rgb, lab, bins=20)
+    filled = cur["counts"] > 0
+    assert cur["fractions"].shape == (5, 20) and filled.sum() >= 15
+    np.testing.assert_allclose(np.nansum(cur["fractions"], axis=0)[filled], 1.0)
+    # bins wholly inside one rule interval hold a single class: the one the rule gives their centre
+    for b in np.flatnonzero(filled):
+        lo, hi = b / 20, (b + 1) / 20
+        if not any(lo < t < hi for t in ts.PUBLISHED_THRESHOLDS):
+            expected = 1 + sum(lo >= t for t in ts.PUBLISHED_THRESHOLDS)
+            assert cur["fractions"][expected - 1, b] == 1.0
+    assert ts.rule_agreement(rgb, lab) == 1.0
+    variant = ts.grey_bin_labels(rgb, ts.VARIANT_THRESHOLDS)
+    moved = float(np.mean(variant != lab))
+    assert moved > 0 and ts.rule_agreement(rgb, variant) == pytest.approx(1 - moved)
+    with pytest.raises(DataError, match="shape"):
+        ts.rule_agreement(rgb, lab[:10])
+    with pytest.raises(DataError, match="2 images but 1"):
+        ts.class_by_grey([rgb, rgb], [lab])
+
+
+def test_class_by_grey_figure():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from rockseg.analysis import plot_class_by_grey
+
+    rng = np.random.default_rng(3)
+    rgb = rng.integers(0, 256, (40, 50, 3), dtype=np.uint8)
+    lab = ts.grey_bin_labels(rgb)
+    fig = plot_class_by_grey({"labels": ts.class_by_grey(rgb, lab), "constant": ts.class_by_grey(rgb, lab * 0 + 3)})
+    assert len(fig.axes) == 2 and len(fig.axes[1].lines) == 5 + 4  # 5 classes + 4 cuts
+    plt.close(fig)

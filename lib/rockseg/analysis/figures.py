@@ -323,6 +323,34 @@ def plot_grey_bin_labels(rgb, labels=None, thresholds=None, sigma=1.0, palette=N
     return fig
 
 
+def plot_class_by_grey(curves: dict, thresholds=None, palette=None, class_names=None):
+    """One panel per labelling (``{"labels (the rule)": class_by_grey(...), "network": ...}``):
+    the fraction of each class against the smoothed grey level, with the rule's cuts as
+    dashed lines. A network that learnt the binning rule draws the same staircase."""
+    import matplotlib.pyplot as plt
+
+    from rockseg.preprocess import thinsection as ts
+
+    thresholds = ts.PUBLISHED_THRESHOLDS if thresholds is None else tuple(thresholds)
+    palette = ts.THIN_SECTION_PALETTE if palette is None else palette
+    names = ts.CLASS_NAMES if class_names is None else class_names
+    fig, axes = plt.subplots(1, len(curves), figsize=(4.6 * len(curves), 3.8), sharey=True, squeeze=False)
+    for ax, (title, cur) in zip(axes[0], curves.items()):
+        for k, c in enumerate(cur["classes"]):
+            col = _mpl_colour(palette[c]) if c in palette else None
+            ax.plot(cur["centres"], cur["fractions"][k], color=col, lw=2,
+                    label=f"{c}: {names.get(c, c) if isinstance(names, dict) else names[k]}")
+        for t in thresholds:
+            ax.axvline(t, color="r", ls="--", lw=1)
+        ax.set_xlabel("smoothed grey level")
+        ax.set_title(title, fontsize=12)
+        ax.set_facecolor("#d9d9d9")  # the white and black classes stay visible
+    axes[0][0].set_ylabel("fraction of pixels in class")
+    axes[0][-1].legend(fontsize=9, loc="center right")
+    fig.tight_layout()
+    return fig
+
+
 def plot_histogram_comparison(rgb, labels, prediction=None, *, palette=None, class_names=None,
                               classes=(1, 2, 3, 4, 5), bins=64, sigma=1.0):
     """Image grey histogram next to the class fractions of the labels and (optionally) a prediction."""

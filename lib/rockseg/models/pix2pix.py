@@ -3,12 +3,18 @@
 Two output modes:
 
 - ``"colour"``: the generator paints the colour label image (tanh, 3 channels in
-  [-1, 1]); loss = adversarial + ``lambda_l1`` * L1. Labels are decoded by the
-  nearest class colour (:func:`decode_colour_output`), as in image-translation
-  segmentation work.
+  [-1, 1]); loss = ``lambda_adv`` * adversarial + ``lambda_l1`` * L1. Labels are
+  decoded by the nearest class colour (:func:`decode_colour_output`), as in
+  image-translation segmentation work.
 - ``"softmax"``: the generator outputs an ``n_classes`` softmax; loss =
-  adversarial (the discriminator sees the one-hot mask vs the softmax map) +
-  ``lambda_ce`` * categorical cross-entropy.
+  ``lambda_adv`` * adversarial (the discriminator sees the one-hot mask vs the
+  softmax map) + ``lambda_ce`` * categorical cross-entropy.
+
+The reconstruction term (L1 or cross-entropy) can be class-balanced: with
+``recon_weights`` (one weight per class, e.g. from
+:func:`rockseg.training.losses.class_weights`) it is the weighted mean over the
+pixels, so rare classes are not drowned by the common ones. ``label_smoothing``
+softens the discriminator's "real" target; ``disc_learning_rate`` sets its own rate.
 
 Either way :meth:`Pix2Pix.predict_labels` returns integer label maps, and
 :meth:`Pix2Pix.segmenter` is a plain Keras model from image to class scores (the
@@ -172,12 +178,16 @@ class Pix2Pix:
                  lambda_l1: float = 100.0, lambda_ce: float = 10.0, gen_depth: int = 6,
                  gen_filters: int = 64, disc_filters: int = 64, disc_layers: int = 3,
                  dropout: float = 0.5, learning_rate: float = 2e-4, beta_1: float = 0.5,
-                 pad_mode: str = "constant"):
+                 pad_mode: str = "constant", lambda_adv: float = 1.0, recon_weights=None,
+                 label_smoothing: float = 0.0, disc_learning_rate: float | None = None):
         self.config = dict(n_classes=int(n_classes), input_shape=[None if s is None else int(s) for s in input_shape],
                            mode=mode, class_colours=None, lambda_l1=float(lambda_l1),
                            lambda_ce=float(lambda_ce), gen_depth=int(gen_depth), gen_filters=int(gen_filters),
                            disc_filters=int(disc_filters), disc_layers=int(disc_layers), dropout=float(dropout),
-                           learning_rate=float(learning_rate), beta_1=float(beta_1), pad_mode=pad_mode)
+                           learning_rate=float(learning_rate), beta_1=float(beta_1), pad_mode=pad_mode,
+                           lambda_adv=float(lambda_adv), recon_weights=None,
+                           label_smoothing=float(label_smoothing),
+                           disc_learning_rate=None if disc_learning_rate is None else float(disc_learning_rate))
         if mode not in MODES:
             raise RocksegError(f"pix2pix mode must be one of {MODES}, got {mode!r}")
         if n_classes < 2:
@@ -187,10 +197,15 @@ class Pix2Pix:
             raise RocksegError(f"class_colours must have shape ({n_classes}, 3), got {colours.shape}")
         if mode == "colour" and len({tuple(c) for c in colours.tolist()}) != n_classes:
             raise RocksegError("class_colours must be distinct in colour mode")
+        if not 0.0 <= label_smoothing < 0.5:
+            raise RocksegError(f"label_smoothing must be in [0, 0.5), got {label_smoothing}")
+        if lambda_adv < 0:
+            raise RocksegError(f"lambda_adv must be >= 0, got {lambda_adv}")
         self.class_colours = colours.astype(np.uint8)
         self.config["class_colours"] = self.class_colours.tolist()
         self._build_networks()
         self._make_optimizers()
+        self.set_recon_weights(recon_weights)
 
     # -- construction -----------------------------------------------------------------
     @property
@@ -213,15 +228,31 @@ class Pix2Pix:
         self.discriminator = build_discriminator(c["input_shape"], self.target_channels,
                                                  base_filters=c["disc_filters"], n_layers=c["disc_layers"])
 
+    def set_recon_weights(self, weights) -> None:
+        """Per-class weights of the reconstruction term (None: every pixel counts the same)."""
+        if weights is None:
+            values = np.ones(self.n_classes, np.float32)
+        else:
+            values = np.asarray(weights, dtype=np.float32).reshape(-1)
+            if values.shape != (self.n_classes,) or not np.all(np.isfinite(values)) or (values < 0).any() \
+                    or not values.any():
+                raise RocksegError(f"recon_weights must be {self.n_classes} finite weights >= 0, not all 0; "
+                                   f"got {np.asarray(weights).tolist()}")
+        self.config["recon_weights"] = None if weights is None else [float(v) for v in values]
+        self._recon_weights.assign(values)
+
     def _make_optimizers(self):
         c = self.config
         self.gen_optimizer = keras.optimizers.Adam(c["learning_rate"], beta_1=c["beta_1"])
-        self.disc_optimizer = keras.optimizers.Adam(c["learning_rate"], beta_1=c["beta_1"])
+        disc_lr = c.get("disc_learning_rate") or c["learning_rate"]
+        self.disc_optimizer = keras.optimizers.Adam(disc_lr, beta_1=c["beta_1"])
         if keras.mixed_precision.global_policy().name == "mixed_float16":  # float16: dynamic loss scaling
             self.gen_optimizer = keras.mixed_precision.LossScaleOptimizer(self.gen_optimizer)
             self.disc_optimizer = keras.mixed_precision.LossScaleOptimizer(self.disc_optimizer)
         self._bce = keras.losses.BinaryCrossentropy(from_logits=True)
         self._colours_tanh = tf.constant(self.class_colours.astype(np.float32) / 127.5 - 1.0)
+        self._recon_weights = tf.Variable(np.ones(self.n_classes, np.float32), trainable=False,
+                                          name="recon_weights")
         self._step = tf.function(self._train_step, reduce_retracing=True)
 
     # -- training ---------------------------------------------------------------------
@@ -239,12 +270,15 @@ class Pix2Pix:
             d_fake = self.discriminator([images, fake], training=True)
             gen_adv = self._bce(tf.ones_like(d_fake), d_fake)
             if self.mode == "colour":
-                recon = tf.reduce_mean(tf.abs(target - fake))
-                gen_total = gen_adv + c["lambda_l1"] * recon
+                per_pixel = tf.reduce_mean(tf.abs(target - fake), axis=-1)
             else:
-                recon = tf.reduce_mean(keras.losses.sparse_categorical_crossentropy(masks, fake))
-                gen_total = gen_adv + c["lambda_ce"] * recon
-            disc = 0.5 * (self._bce(tf.ones_like(d_real), d_real) + self._bce(tf.zeros_like(d_fake), d_fake))
+                per_pixel = keras.losses.sparse_categorical_crossentropy(masks, fake)
+            w = tf.gather(self._recon_weights, masks)  # class-balanced mean (all ones: the plain mean)
+            recon = tf.reduce_sum(w * per_pixel) / tf.maximum(tf.reduce_sum(w), 1e-6)
+            lam = c["lambda_l1"] if self.mode == "colour" else c["lambda_ce"]
+            gen_total = c.get("lambda_adv", 1.0) * gen_adv + lam * recon
+            real = (1.0 - c.get("label_smoothing", 0.0)) * tf.ones_like(d_real)
+            disc = 0.5 * (self._bce(real, d_real) + self._bce(tf.zeros_like(d_fake), d_fake))
             scaled = [_scaled(opt, loss) for opt, loss in ((self.gen_optimizer, gen_total),
                                                             (self.disc_optimizer, disc))]
         g_vars = self.generator.trainable_variables
@@ -372,4 +406,5 @@ class Pix2Pix:
                 raise DataError(f"missing {fname}", path=directory)
             setattr(self, attr, keras.models.load_model(path, compile=False))
         self._make_optimizers()
+        self.set_recon_weights(config.get("recon_weights"))
         return self

@@ -37,6 +37,8 @@ __all__ = [
     "histogram_comparison",
     "epoxy_porosity",
     "porosity_table",
+    "class_by_grey",
+    "rule_agreement",
     "stack_ppl_xpl",
     "find_ppl_xpl_pairs",
     "load_ppl_xpl_pairs",
@@ -291,6 +293,48 @@ def porosity_table(label_maps, *, epoxy_class: int = 3, classes=(1, 2, 3, 4, 5))
 
 
 # --------------------------------------------------------------------------- PPL + XPL
+def class_by_grey(rgb, labels, *, classes=(1, 2, 3, 4, 5), bins: int = 100, sigma: float = 1.0) -> dict:
+    """How the labels (or a network's prediction) depend on the smoothed grey level.
+
+    For each of ``bins`` equal grey bins in [0, 1]: the fraction of its pixels in each
+    class. Labels made by :func:`grey_bin_labels` give a staircase with steps exactly at
+    the cuts; a network that learnt that rule gives the same staircase, slightly blurred.
+    ``rgb``/``labels``: one image and its label map, or equal-length lists of them.
+    Returns ``{"centres": (bins,), "fractions": (len(classes), bins) (NaN where a bin is
+    empty), "counts": (bins,), "classes": list}``.
+    """
+    images = rgb if isinstance(rgb, (list, tuple)) else [rgb]
+    label_maps = labels if isinstance(labels, (list, tuple)) else [labels]
+    if len(images) != len(label_maps):
+        raise DataError(f"{len(images)} images but {len(label_maps)} label maps")
+    classes = list(classes)
+    counts = np.zeros((len(classes), bins), np.int64)
+    total = np.zeros(bins, np.int64)
+    for img, lab in zip(images, label_maps):
+        g = smoothed_grey(img, sigma)
+        lab = np.asarray(lab)
+        if lab.shape != g.shape:
+            raise DataError(f"labels shape {lab.shape} does not match image shape {g.shape}")
+        idx = np.clip((g * bins).astype(np.int64), 0, bins - 1).ravel()
+        total += np.bincount(idx, minlength=bins)
+        for k, c in enumerate(classes):
+            counts[k] += np.bincount(idx[lab.ravel() == c], minlength=bins)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        fractions = np.where(total > 0, counts / np.maximum(total, 1), np.nan)
+    return {"centres": (np.arange(bins) + 0.5) / bins, "fractions": fractions, "counts": total,
+            "classes": classes}
+
+
+def rule_agreement(rgb, prediction, thresholds=PUBLISHED_THRESHOLDS, sigma: float = 1.0) -> float:
+    """Fraction of pixels where ``prediction`` (label values 1..5) equals the grey-bin rule
+    (:func:`grey_bin_labels` with ``thresholds``) applied to the image itself."""
+    rule = grey_bin_labels(rgb, thresholds, sigma)
+    pred = np.asarray(prediction)
+    if pred.shape != rule.shape:
+        raise DataError(f"prediction shape {pred.shape} does not match image shape {rule.shape}")
+    return float(np.mean(pred == rule))
+
+
 def stack_ppl_xpl(ppl, xpl, *, ppl_path=None, xpl_path=None) -> np.ndarray:
     """Stack plane- and cross-polarised RGB images of one field as ``(H, W, 6)`` float32 in [0, 1].
 

@@ -50,6 +50,8 @@ def fit_pix2pix(gan, train_images, train_masks, val_images, val_masks, *, out_di
     ``train_optimizer`` and ``train_schedule`` do not apply. ``ignore_index`` pixels are
     left out of validation and filled with the nearest label for the GAN steps
     (:func:`fill_ignored`); crops come only from positions with labelled pixels.
+    ``train_class_weights`` (``inverse``/``median``, from the training masks) weights
+    the reconstruction term (L1 or cross-entropy) per class: see :class:`~rockseg.models.Pix2Pix`.
     """
     from rockseg._tf import tf
     from rockseg.training import pipeline
@@ -59,6 +61,12 @@ def fit_pix2pix(gan, train_images, train_masks, val_images, val_masks, *, out_di
     steps, epochs = int(cfg["train_steps_per_epoch"]), int(cfg["train_epochs"])
     ignore = ignore_index_of(cfg)
     batch = int(cfg["train_batch_size"])
+    weights = None
+    if cfg.get("train_class_weights"):
+        from rockseg.training.losses import class_weights
+
+        weights = class_weights(train_y, n_classes, cfg["train_class_weights"], ignore_index=ignore)
+        gan.set_recon_weights(weights)
     segmenter = gan.segmenter()
     ckpt = tf().train.Checkpoint(generator=gan.generator, discriminator=gan.discriminator,
                                  gen_optimizer=gan.gen_optimizer, disc_optimizer=gan.disc_optimizer)
@@ -145,7 +153,7 @@ def fit_pix2pix(gan, train_images, train_masks, val_images, val_masks, *, out_di
         "best_epoch": best_epoch, "best_val_miou": best, "stop_reason": stop_reason or "epochs done",
         "images_seen": images_seen, "train_seconds": train_seconds, "val_seconds": val_seconds,
         "train_images_per_second": images_seen / train_seconds if train_seconds > 0 else None,
-        "class_weights": None, "weight_average": None, "val_history": val_history,
+        "class_weights": None if weights is None else [float(v) for v in weights], "weight_average": None, "val_history": val_history,
         "scaling": scaling.to_dict(),
     }
 

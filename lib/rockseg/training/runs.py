@@ -107,7 +107,7 @@ def train_run(model_name: str | None = None, *, out, dataset: str | None = None,
     ``out``, and the other workers return their training summary without metrics.
     """
     from rockseg._tf import set_seed
-    from rockseg.config import get_profile
+    from rockseg.config import apply_model_recipe, get_profile
     from rockseg.models import registry as models
 
     out = Path(out)
@@ -140,8 +140,10 @@ def train_run(model_name: str | None = None, *, out, dataset: str | None = None,
                           verbose=verbose)
     else:
         cfg = get_profile(profile, **overrides)
-        validate_config(cfg)
         model_name = model_name or cfg["train_model"]
+        if model_name != cfg["train_model"]:  # the profile's recipe for this model, under explicit settings
+            cfg, model_options = apply_model_recipe(cfg, model_name, model_options, explicit=overrides)
+        validate_config(cfg)
         given_options = dict(model_options or {})
         if model_options is None:
             model_options = dict(cfg.get("train_model_options") or {})

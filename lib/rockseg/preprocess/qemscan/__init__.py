@@ -13,6 +13,10 @@ The five steps of the original SEM/QEMSCAN project, as functions:
 5. :func:`make_tiles` + :func:`save_tiles`: tiles with their masks, dropping the
    ones with too much unknown/ignored content.
 
+:func:`sem_study_fields` + :func:`save_study` run all of it on a synthetic study set
+shaped like the original project's (9 fields, 4 classes) and write it as an
+``images/`` + ``masks/`` folder pair for training.
+
 The original project aligned SEM and QEMSCAN by hand; :func:`register_qemscan`
 does it by phase correlation. Sign convention: the estimated ``shift`` ``(dy, dx)``
 (in SEM pixels) is what to apply to the upsampled QEMSCAN map (``apply_shift``,
@@ -32,6 +36,14 @@ from rockseg.preprocess.qemscan.register import (
     render_labels,
     upsample_labels,
     warp_labels,
+)
+from rockseg.preprocess.qemscan.study import (
+    STUDY_CLASSES,
+    SemStudy,
+    StudyField,
+    save_study,
+    sem_study_fields,
+    study_merge_table,
 )
 from rockseg.preprocess.qemscan.tiles import TileReport, make_tiles, save_tiles
 
@@ -57,4 +69,10 @@ __all__ = [
     "TileReport",
     "make_tiles",
     "save_tiles",
+    "STUDY_CLASSES",
+    "SemStudy",
+    "StudyField",
+    "sem_study_fields",
+    "study_merge_table",
+    "save_study",
 ]

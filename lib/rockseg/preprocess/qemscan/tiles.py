@@ -89,7 +89,7 @@ def make_tiles(
     return images_out, masks_out, report
 
 
-def _png_bytes(arr: np.ndarray, what: str) -> bytes:
+def png_bytes(arr: np.ndarray, what: str) -> bytes:
     import io
 
     from PIL import Image
@@ -148,7 +148,7 @@ def save_tiles(
             f"refusing to overwrite {len(existing)} existing file(s) in {out}: {existing[:3]}"
             + (" ..." if len(existing) > 3 else "")
         )
-    encoded = [(p, _png_bytes(a, what)) for p, a, what in jobs]  # validate everything before writing
+    encoded = [(p, png_bytes(a, what)) for p, a, what in jobs]  # validate everything before writing
     written = []
     for p, data in encoded:
         write_bytes_atomic(p, data)
