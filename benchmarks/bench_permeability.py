@@ -15,6 +15,14 @@ large enough for an n^3 cube inside the cylinder; --twin cube makes it (n, n, n)
 --dns adds PoreSpy's voxel finite-difference formation factor (``tortuosity_fd``) as a check.
 
     python benchmarks/bench_permeability.py [--sizes 128 256] [--threads 2] [--twin fit|cube] [--dns]
+
+``--run RUN_DIR`` (a network trained with ``rockseg train --dataset synthetic-sandstone``)
+instead segments an independent twin (``--seed 7``, n x m x m) by z slices, z with 8-fold
+TTA and 2.5D zyx, and prints, per prediction, voxel accuracy and per-class IoU on the cube and
+its porosity and k_z / k_y / k_x beside the true labels' (segmentation accuracy against the
+physics that follows from it):
+
+    python benchmarks/bench_permeability.py --run runs/twin --sizes 128 --seed 7
 """
 from __future__ import annotations
 
@@ -42,6 +50,44 @@ def cube_inside(labels, meta, side=None):
     return labels[z0:z0 + s, y0:y0 + s, x0:x0 + s], far / R
 
 
+def predicted_vs_true(args) -> int:
+    """Permeability of a run's segmentation of an independent twin against the true labels."""
+    import numpy as np
+
+    from rockseg import inference as infer
+    from rockseg.analysis import permeability
+    from rockseg.data.synth import synthetic_sandstone
+    from rockseg.evaluation.metrics import per_class_iou
+
+    pred = infer.load_predictor(args.run)
+    for n in args.sizes:
+        m = int(math.ceil(n / (0.434 * math.sqrt(2)))) + 4
+        image, labels, meta = synthetic_sandstone(shape=(n, m, m), seed=args.seed)
+        vs = meta["pixel_scale"] * args.um_per_px
+        cube_true, _ = cube_inside(labels, meta, n)
+        s = cube_true.shape[0]
+        print(f"\n== twin {n}x{m}x{m} (seed {args.seed}), cube {s}^3 inside the sample, voxel {vs:.3f} um; "
+              f"model {args.run}", flush=True)
+        results = {"true labels": (cube_true, None)}
+        for title, kw in (("z", {"axes": "z", "tta": False}), ("z + TTA", {"axes": "z", "tta": True}),
+                          ("zyx (2.5D)", {"axes": "zyx", "tta": False})):
+            t = time.perf_counter()
+            lab = np.argmax(infer.predict_volume(image, pred, **kw), axis=-1).astype(np.uint8)
+            cube, _ = cube_inside(lab, meta, n)
+            results[title] = (cube, time.perf_counter() - t)
+        print("| labels | voxel accuracy | IoU pore / clay / quartz / pyrite | porosity | k_z mD | k_y mD | k_x mD "
+              "| predict s |")
+        print("|---|---|---|---|---|---|---|---|")
+        for title, (cube, sec) in results.items():
+            rep = permeability(np.ascontiguousarray(cube), voxel_size=vs, pore_classes=(0,))
+            acc = float(np.mean(cube == cube_true))
+            iou = " / ".join(f"{v:.3f}" for v in per_class_iou(cube_true, cube, 4))
+            ks = " | ".join(f"{r['permeability_mD']:.4g}" for r in rep["axes"].values())
+            print(f"| {title} | {acc:.4f} | {iou} | {rep['porosity']:.4f} | {ks} | "
+                  f"{'-' if sec is None else f'{sec:.0f}'} |", flush=True)
+    return 0
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sizes", type=int, nargs="+", default=[128, 256])
@@ -50,6 +96,7 @@ def main() -> int:
     ap.add_argument("--um-per-px", type=float, default=2.25, help="real sandstone_versa pixel (um)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--dns", action="store_true", help="also the voxel finite-difference formation factor")
+    ap.add_argument("--run", default=None, help="segment the twin with this run's network: predicted vs true")
     args = ap.parse_args()
     for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
         os.environ[var] = str(args.threads)
@@ -65,6 +112,8 @@ def main() -> int:
     permeability(warm)
     print(f"warm-up (imports, numba compilation): {time.perf_counter() - t:.1f} s; {args.threads} threads")
 
+    if args.run:
+        return predicted_vs_true(args)
     rows = []
     for n in args.sizes:
         m = n if args.twin == "cube" else int(math.ceil(n / (0.434 * math.sqrt(2)))) + 4

@@ -14,7 +14,8 @@ and ``field_9``; ``train_run`` checks it for leakage and scores whole held-out f
 sliding window.
 
 Models: U-Net and LinkNet (``sm_unet``, ``sm_linknet``) with resnet18, resnet34, vgg16,
-efficientnetb3 and inceptionv3 encoders, and ResUNet (16 filters, depth 4). Regime
+efficientnetb3 and inceptionv3 encoders, ResUNet (16 filters, depth 4), and pix2pix in both
+output modes (the profile's pix2pix recipe, its own optimisers; scored on decoded labels). Regime
 ``scratch`` always. For ``imagenet`` and ``imagenet_frozen`` (encoder frozen for the whole
 run: rockseg has no second, unfrozen phase) the ImageNet encoder file is looked up first
 (``$ROCKSEG_WEIGHTS_DIR``, the Keras cache, else a download is tried) without training
@@ -54,6 +55,14 @@ BACKBONES = ("resnet18", "resnet34", "vgg16", "efficientnetb3", "inceptionv3")
 # name -> (registry model, model options without the regime)
 MODELS = {f"{a}-{b}": (m, {"backbone": b}) for a, m in ARCHS.items() for b in BACKBONES}
 MODELS["resunet"] = ("resunet", {"base_filters": 16, "depth": 4})
+# the conditional GAN in both output modes, with the profile's pix2pix recipe (class-balanced
+# reconstruction term, 16-filter generator) under the study's crops and step budget
+MODELS["pix2pix-softmax"] = ("pix2pix", {"mode": "softmax"})
+MODELS["pix2pix-colour"] = ("pix2pix", {"mode": "colour"})
+
+
+def has_encoder(model: str) -> bool:
+    return "backbone" in MODELS[model][1]
 REGIMES = ("scratch", "imagenet", "imagenet_frozen")
 CLASSES = ("pore", "quartz", "albite", "clays+accessories")
 SHORT = {"pore": "pore", "quartz": "quartz", "albite": "albite", "clays+accessories": "clay"}
@@ -138,7 +147,7 @@ def train_one(name: str, model: str, regime: str, size: int, data, cfg: dict, ro
 
     registry_name, options = MODELS[model]
     options = dict(options)
-    if registry_name != "resunet":
+    if has_encoder(model):
         options["regime"] = regime
     out = root / name
     resume = (out / "run.json").is_file()
@@ -149,6 +158,8 @@ def train_one(name: str, model: str, regime: str, size: int, data, cfg: dict, ro
         "train_schedule": "cosine_restarts", "train_restart_epochs": cfg["restart_epochs"],
         "train_steps_per_epoch": cfg["steps"], "train_val_every": cfg["val_every"], "train_patience": None,
         "train_ema": None, "eval_tta": False, "train_precision": "float32", "eval_precision": "float32"}
+    if registry_name == "pix2pix":  # the GAN keeps its recipe's weighting (inverse) and its own optimisers
+        overrides.pop("train_class_weights", None)
     print(f"# {name}: {'resuming' if resume else 'training'} -> {out}", flush=True)
     t0 = time.perf_counter()
     train.train_run(registry_name, out=out, images=images, masks=masks, class_map=class_map,
@@ -176,7 +187,7 @@ def main_table(root: Path, models, regimes, unavailable: dict) -> str:
              "|---|---|---|---|---|---|" + "---|" * len(CLASSES) + "---|"]
     for model in models:
         arch, _, enc = model.partition("-")
-        for regime in (regimes if model != "resunet" else ("scratch",)):
+        for regime in (regimes if has_encoder(model) else ("scratch",)):
             if regime != "scratch" and enc in unavailable:
                 lines.append(f"| {arch} | {enc} | {regime} | weights unavailable offline |  |  |"
                              + " |" * len(CLASSES) + "  |")
@@ -265,7 +276,7 @@ def main(argv=None) -> int:
     unavailable = {}
     pretrained = [r for r in args.regimes if r != "scratch"]
     if pretrained:
-        for enc in sorted({MODELS[m][1]["backbone"] for m in models if m != "resunet"}):
+        for enc in sorted({MODELS[m][1]["backbone"] for m in models if has_encoder(m)}):
             ok, note = weights_status(enc)
             print(f"# ImageNet weights for {enc}: {'available' if ok else 'UNAVAILABLE'} ({note})", flush=True)
             if not ok:
@@ -273,7 +284,7 @@ def main(argv=None) -> int:
 
     runs = {}  # every model at 256 px, in each regime it can honestly run
     for model in models:
-        for regime in (args.regimes if model != "resunet" else ("scratch",)):
+        for regime in (args.regimes if has_encoder(model) else ("scratch",)):
             if regime == "scratch" or MODELS[model][1]["backbone"] not in unavailable:
                 runs[run_name(model, regime)] = (model, regime)
     for name, (model, regime) in runs.items():

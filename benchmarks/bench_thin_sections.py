@@ -14,8 +14,12 @@ smoothed grey image (cuts 0.25/0.4/0.6/0.75). Split by image as registered: 1-8 
    default 512 steps of 2 images an epoch would take hours on 2 cores, so
    ``--steps-per-epoch`` sets it (default 8: each epoch sees 16 crops of 416x416);
    ImageNet VGG16 weights are used when they can be had, else random (recorded);
-2. **rockseg's cpu recipe** (the profile's network and training) for ``--cpu-epochs``;
+2. **rockseg's cpu recipe** (128² crops, Dice+Focal, Adam on one cosine period, flips/rot90)
+   for the same ``vgg_unet`` (``--vgg-cpu-epochs``) and for the profile's own network, the
+   16-filter Attention U-Net (``--cpu-epochs``);
 3. **the random forest** on multiscale features (``rockseg baseline --method rf``).
+
+Finished runs in ``--work`` are kept (delete a run folder to train it again).
 
 For each, on the two test images: per-class IoU against the labels (which *are* the rule),
 pixel agreement with the rule and with the sibling repository's variant rule (top cut 0.8),
@@ -38,20 +42,13 @@ N_CLASSES_ORIGINAL = 51  # the original project's vgg_unet(n_classes=51) for lab
 
 
 def write_layout(ds, root: Path) -> dict:
-    """The dataset as keras-segmentation folders (RGB PNG images, annotations holding 1..5)."""
-    from PIL import Image
+    """The dataset as keras-segmentation folders (RGB PNG images, annotations holding 1..5), once."""
+    from rockseg.data import write_keras_segmentation
 
-    dirs = {}
-    for part in ("train", "val", "test"):
-        img_dir, ann_dir = root / f"images_prepped_{part}", root / f"annotations_prepped_{part}"
-        img_dir.mkdir(parents=True, exist_ok=True)
-        ann_dir.mkdir(parents=True, exist_ok=True)
-        for item in ds.split[part]:
-            i = ds.index(item)
-            Image.fromarray(np.ascontiguousarray(np.asarray(ds.images[i])[..., :3])).save(img_dir / f"{item}.png")
-            Image.fromarray((np.asarray(ds.masks[i]) + 1).astype(np.uint8)).save(ann_dir / f"{item}.png")
-        dirs[part] = (img_dir, ann_dir)
-    return dirs
+    if not (root / "images_prepped_train").is_dir():
+        write_keras_segmentation(ds, root, label_offset=1, channels=3)
+    return {part: (root / f"images_prepped_{part}", root / f"annotations_prepped_{part}")
+            for part in ("train", "val", "test")}
 
 
 def train_original(dirs, work: Path, epochs: int, steps: int):
@@ -68,60 +65,60 @@ def train_original(dirs, work: Path, epochs: int, steps: int):
     return work / "vgg_unet_1_run"
 
 
-def scores(rgb_images, labels, preds, names) -> dict:
-    """Per-class IoU (label values 1..5), rule agreements and porosity, over the test images."""
-    from rockseg.evaluation.metrics import ConfusionAccumulator
-    from rockseg.preprocess import thinsection as ts
-
-    acc = ConfusionAccumulator(6, ["other"] + names)  # a prediction outside 1..5 counts as "other"
-    rows = []
-    for rgb, lab, pred in zip(rgb_images, labels, preds):
-        p = np.where((pred >= 1) & (pred <= 5), pred, 0).astype(np.uint8)
-        acc.update(lab, p)
-        rows.append({"rule": ts.rule_agreement(rgb, p), "variant": ts.rule_agreement(rgb, p, ts.VARIANT_THRESHOLDS),
-                     "porosity_pred": ts.epoxy_porosity(p), "porosity_label": ts.epoxy_porosity(lab)})
-    iou = [float(v) for v in acc.per_class_iou()[1:]]
-    return {"per_class_iou": iou, "miou": float(np.mean(iou)), "accuracy": float(acc.pixel_accuracy()),
-            "images": rows}
-
-
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--work", default="runs/thin", help="folder for the data layout and run folders")
     ap.add_argument("--data-dir", default=os.environ.get("ROCKSEG_DATA_DIR"))
     ap.add_argument("--epochs", type=int, default=5, help="the original recipe's epochs")
     ap.add_argument("--steps-per-epoch", type=int, default=8, help="the original recipe's steps of 2 crops")
-    ap.add_argument("--cpu-epochs", type=int, default=30, help="epochs of rockseg's cpu recipe")
+    ap.add_argument("--cpu-epochs", type=int, default=30, help="epochs of rockseg's cpu recipe (Attention U-Net)")
+    ap.add_argument("--vgg-cpu-epochs", type=int, default=10, help="epochs of the VGG-U-Net on the cpu recipe "
+                    "(0: skip)")
     ap.add_argument("--figure", help="PNG of class fraction against smoothed grey level")
     args = ap.parse_args(argv)
 
     from rockseg import training as train
     from rockseg.data import load_dataset
-    from rockseg.evaluation import load_run
-    from rockseg.evaluation.evaluate import load_label_predictor
+    from rockseg.evaluation import load_label_predictor, load_run, rule_scores
     from rockseg.preprocess import thinsection as ts
 
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
     ds = load_dataset(DATASET, args.data_dir)
     dirs = write_layout(ds, work / "dataset1")
+    def finished(path: Path) -> bool:
+        if (path / "run.json").is_file() and load_run(path).get("status") == "complete":
+            print(f"# kept finished run {path}", flush=True)
+            return True
+        return False
+
     runs = {}
     t0 = time.perf_counter()
-    runs["VGG-U-Net, original recipe (keras-segmentation interface)"] = (
-        train_original(dirs, work, args.epochs, args.steps_per_epoch), 1)
-    print(f"# original recipe: {time.perf_counter() - t0:.0f} s", flush=True)
-    rec_cpu = train.train_run(out=work / "cpu", dataset=DATASET, data_dir=args.data_dir, profile="cpu",
-                              overwrite=True, train_epochs=args.cpu_epochs, train_restart_epochs=args.cpu_epochs,
-                              train_max_minutes=None)
-    runs[f"{rec_cpu['model']['name']}, rockseg cpu recipe"] = (work / "cpu", 0)
-    train.baseline_run("rf", out=work / "rf", dataset=DATASET, data_dir=args.data_dir, profile="cpu",
-                       overwrite=True)
+    original = work / "vgg_unet_1_run"
+    if not finished(original):
+        train_original(dirs, work, args.epochs, args.steps_per_epoch)
+        print(f"# original recipe: {time.perf_counter() - t0:.0f} s", flush=True)
+    runs["VGG-U-Net, original recipe (keras-segmentation interface)"] = (original, 1)
+    cpu_runs = [("vgg_cpu", "vgg_unet", {"regime": "imagenet", "allow_fallback": True}, args.vgg_cpu_epochs),
+                ("cpu", None, None, args.cpu_epochs)]
+    for folder, model, options, epochs in cpu_runs:
+        if not epochs:
+            continue
+        if not finished(work / folder):
+            train.train_run(model, out=work / folder, dataset=DATASET, data_dir=args.data_dir, profile="cpu",
+                            model_options=options, overwrite=True, train_epochs=epochs,
+                            train_restart_epochs=epochs, train_max_minutes=None)
+        name = load_run(work / folder)["model"]["name"]
+        runs[f"{'VGG-U-Net' if name == 'vgg_unet' else name}, rockseg cpu recipe ({epochs} epochs)"] = (
+            work / folder, 0)
+    if not finished(work / "rf"):
+        train.baseline_run("rf", out=work / "rf", dataset=DATASET, data_dir=args.data_dir, profile="cpu",
+                           overwrite=True)
     runs["random forest, multiscale features"] = (work / "rf", 0)
 
     test = [ds.index(i) for i in ds.split["test"]]
     rgb = [np.asarray(ds.images[i])[..., :3] for i in test]
     labels = [np.asarray(ds.masks[i]).astype(np.uint8) + 1 for i in test]
-    names = [ts.CLASS_NAMES[c] for c in range(1, 6)]
     results, curves = {}, {"labels (= the rule)": ts.class_by_grey(rgb, labels)}
     for title, (run_dir, offset) in runs.items():
         rec = load_run(run_dir)
@@ -129,20 +126,21 @@ def main(argv=None) -> int:
         # label value = class index + 1 for rockseg's 0..4 runs; the 51-class model predicts values directly
         ch = int(rec["data"]["channels"])  # the compat model reads RGB, the registered runs RGBA as stored
         preds = [predict(np.asarray(ds.images[i])[..., :ch]).astype(np.int64) + (1 - offset) for i in test]
-        res = scores(rgb, labels, preds, names)
+        res = rule_scores(rgb, labels, preds)
         res.update(parameters=rec["model"].get("parameters"), train_seconds=(rec.get("timing") or {}).get(
             "train_seconds"), weights=((rec["model"].get("info") or {}).get("weights")), run=str(run_dir))
         results[title] = res
         curves[title] = ts.class_by_grey(rgb, preds)
     (work / "results.json").write_text(json.dumps(results, indent=1, default=float))
 
-    print("| model | parameters | training s | test mIoU | IoU " + " / ".join(str(c) for c in range(1, 6))
+    print("| model | encoder weights | parameters | training s | test mIoU | IoU " + " / ".join(str(c) for c in range(1, 6))
           + " | agreement with the rule | with the variant rule (0.8) |")
-    print("|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|")
     for title, r in results.items():
         rule = np.mean([x["rule"] for x in r["images"]])
         var = np.mean([x["variant"] for x in r["images"]])
-        print(f"| {title} | {r['parameters'] or '-'} | {r['train_seconds'] or 0:.0f} | {r['miou']:.4f} | "
+        weights = str(r["weights"] or "-").split(" (")[0]
+        print(f"| {title} | {weights} | {r['parameters'] or '-'} | {r['train_seconds'] or 0:.0f} | {r['miou']:.4f} | "
               + " / ".join(f"{v:.3f}" for v in r["per_class_iou"]) + f" | {rule:.4f} | {var:.4f} |")
     print("\n| model | image | epoxy porosity predicted | from the labels |\n|---|---|---|---|")
     for title, r in results.items():

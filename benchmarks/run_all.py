@@ -14,7 +14,7 @@ HERE = Path(__file__).resolve().parent
 # cheapest first; bench_inference's default sizes take ~10 min on 2 cores
 ORDER = ["bench_synth", "bench_pipeline", "bench_permeability", "bench_model_throughput", "bench_inference"]
 # run only when named (over an hour on 2 cores)
-ON_REQUEST = ["bench_sandstone_table", "bench_plan"]
+ON_REQUEST = ["bench_sandstone_table", "bench_plan", "bench_pix2pix", "bench_thin_sections", "bench_sem_study"]
 
 
 def main(argv=None) -> int:

@@ -281,3 +281,28 @@ def test_data_modules_do_not_import_tensorflow():
             "assert 'tensorflow' not in sys.modules, 'tensorflow imported'")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
+
+
+def test_write_keras_segmentation_round_trips_and_never_overwrites(tmp_path):
+    """A dataset written in the keras-segmentation layout reads back with the splits, the
+    images (alpha dropped) and the masks shifted by label_offset; a second write is refused."""
+    from rockseg.data import Dataset, find_pairs, find_splits, write_keras_segmentation
+
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (4, 20, 30, 4), dtype=np.uint8)
+    masks = rng.integers(0, 5, (4, 20, 30)).astype(np.uint8)
+    ds = Dataset(name="t", images=images, masks=masks, class_names=list("abcde"),
+                 class_colours=[(i, i, i) for i in range(5)], ids=["1", "2", "3", "4"],
+                 split={"train": ["1", "2"], "val": ["3"], "test": ["4"]})
+    out = write_keras_segmentation(ds, tmp_path / "ks", label_offset=1, channels=3)
+    assert find_splits(tmp_path / "ks") == ["train", "val", "test"]
+    pairs = find_pairs(tmp_path / "ks", "train")
+    assert [p[0].stem for p in pairs] == ["1", "2"] and pairs == out["train"]
+    np.testing.assert_array_equal(np.asarray(Image.open(pairs[1][0])), images[1, ..., :3])
+    np.testing.assert_array_equal(np.asarray(Image.open(pairs[1][1])), masks[1] + 1)
+    before = pairs[0][1].read_bytes()
+    with pytest.raises(OutputExistsError, match="nothing written"):
+        write_keras_segmentation(ds, tmp_path / "ks")
+    assert pairs[0][1].read_bytes() == before
+    with pytest.raises(DataError, match="label_offset"):
+        write_keras_segmentation(ds, tmp_path / "other", label_offset=252)

@@ -124,7 +124,7 @@ def test_train_run_gives_pix2pix_a_run_record(tmp_path):
     from rockseg import training as train
 
     out = tmp_path / "gan"
-    # softmax mode learns at this budget (60 steps); colour mode does not yet (see the README)
+    # softmax mode learns at this budget (60 steps, no class weights); colour mode needs more (README, pix2pix)
     opts = {**SMALL, "mode": "softmax", "learning_rate": 2e-3}
     rec = train.train_run("pix2pix", out=out, profile="smoke", dataset="synthetic-sandstone",
                           model_options=opts, train_epochs=1, train_steps_per_epoch=60, train_batch_size=8)

@@ -236,3 +236,20 @@ def test_class_by_grey_figure():
     fig = plot_class_by_grey({"labels": ts.class_by_grey(rgb, lab), "constant": ts.class_by_grey(rgb, lab * 0 + 3)})
     assert len(fig.axes) == 2 and len(fig.axes[1].lines) == 5 + 4  # 5 classes + 4 cuts
     plt.close(fig)
+
+
+def test_rule_scores_of_the_rule_itself_and_of_the_variant():
+    from rockseg.evaluation import rule_scores
+
+    rng = np.random.default_rng(1)
+    rgb = _grey_rgb(np.clip(np.linspace(0, 1, 300)[None, :] + rng.normal(0, 0.05, (40, 300)), 0, 1))
+    lab = ts.grey_bin_labels(rgb)
+    perfect = rule_scores([rgb], [lab], [lab])
+    assert perfect["per_class_iou"] == [1.0] * 5 and perfect["images"][0]["rule"] == 1.0
+    assert perfect["images"][0]["porosity_pred"] == perfect["images"][0]["porosity_label"] == float(np.mean(lab == 3))
+    variant = ts.grey_bin_labels(rgb, ts.VARIANT_THRESHOLDS)
+    res = rule_scores([rgb], [lab], [variant])
+    assert res["images"][0]["variant"] == 1.0 and res["images"][0]["rule"] < 1.0
+    assert res["per_class_iou"][:3] == [1.0, 1.0, 1.0] and res["per_class_iou"][3] < 1.0  # only the top cut moved
+    wrong = rule_scores([rgb], [lab], [np.zeros_like(lab)])  # 0 is no class: every pixel wrong
+    assert wrong["accuracy"] == 0.0 and wrong["miou"] == 0.0

@@ -6,14 +6,14 @@ from pathlib import Path
 
 import numpy as np
 
-from rockseg.data.io import IMAGE_SUFFIXES, list_images, natural_key
-from rockseg.errors import DataError
+from rockseg.data.io import IMAGE_SUFFIXES, list_images, natural_key, write_bytes_atomic
+from rockseg.errors import DataError, OutputExistsError
 
 _PREPPED = re.compile(r"^images_prepped_(\w+)$")
 _IMAGE_DIRS = ("images", "image", "imgs")
 _MASK_DIRS = ("masks", "mask", "labels", "annotations")
 
-__all__ = ["pair_folders", "find_splits", "find_pairs", "check_pair"]
+__all__ = ["pair_folders", "find_splits", "find_pairs", "check_pair", "write_keras_segmentation"]
 
 
 def pair_folders(image_dir, mask_dir) -> list[tuple[Path, Path]]:
@@ -117,3 +117,44 @@ def check_pair(image, mask, image_path=None, mask_path=None) -> None:
                         f"mask {mask_path} has shape {msh}")
         exc.path = None if image_path is None else str(image_path)
         raise exc
+
+
+def _png(array: np.ndarray) -> bytes:
+    import io
+
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(np.ascontiguousarray(array)).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def write_keras_segmentation(dataset, root, *, label_offset: int = 0, channels: int | None = None) -> dict:
+    """Write a dataset's splits as keras-segmentation folders: ``images_prepped_<split>/`` (PNG
+    images, the first ``channels`` channels, e.g. 3 to drop alpha) and
+    ``annotations_prepped_<split>/`` (uint8 PNG, class index + ``label_offset``: 1 gives the
+    thin-section project's labels 1..5). Every target is checked before anything is written;
+    an existing file is an :class:`OutputExistsError`. Returns ``{split: [(image, annotation)]}``.
+    """
+    root = Path(root)
+    jobs, out = [], {}
+    for split, ids in dataset.split.items():
+        for item in ids:
+            i = dataset.index(item)
+            image = np.asarray(dataset.images[i])
+            if channels is not None and image.ndim == 3:
+                image = image[..., :channels]
+            mask = np.asarray(dataset.masks[i]).astype(np.int64) + int(label_offset)
+            if mask.min() < 0 or mask.max() > 255:
+                raise DataError(f"{item}: class index + label_offset {label_offset} leaves 0..255")
+            img_path = root / f"images_prepped_{split}" / f"{item}.png"
+            ann_path = root / f"annotations_prepped_{split}" / f"{item}.png"
+            jobs += [(img_path, image), (ann_path, mask.astype(np.uint8))]
+            out.setdefault(split, []).append((img_path, ann_path))
+    existing = [p for p, _ in jobs if p.exists()]
+    if existing:
+        raise OutputExistsError(f"{len(existing)} file(s) already exist, e.g. {existing[0]}; nothing written "
+                                f"(choose another folder)")
+    for path, array in jobs:
+        write_bytes_atomic(path, _png(array))
+    return out
