@@ -42,6 +42,13 @@ vgg16 models win: about 30 minutes, at most about 43. Every run also has a safet
 much slower machine reaches; a run it stops shows it in the table. With ImageNet weights
 available each pretrained regime adds about as much again as the scratch runs.
 Finished runs are kept and skipped; an unfinished one is resumed.
+
+Measured (2026-12-04, 2 cores shared with other runs): the eleven 256-px scratch runs of this
+budget took 96-397 s each (linknet-vgg16 1603 s, paused for 20 minutes), and **learned
+nothing useful**: every model stayed near the majority guess (test mIoU 0.08-0.27, mostly
+quartz everywhere, pore IoU near 0 although pore is the darkest phase). 240 crops per model
+is far too few from scratch; the budget must grow (fewer models at 256 px, more steps each)
+before this table means anything.
 """
 from __future__ import annotations
 
