@@ -306,3 +306,7 @@ def test_write_keras_segmentation_round_trips_and_never_overwrites(tmp_path):
     assert pairs[0][1].read_bytes() == before
     with pytest.raises(DataError, match="label_offset"):
         write_keras_segmentation(ds, tmp_path / "other", label_offset=252)
+    ds.images = ds.images.astype(np.float32)  # not PNG-able: the error names the file, nothing is written
+    with pytest.raises(DataError, match="images_prepped_train/1.png"):
+        write_keras_segmentation(ds, tmp_path / "float")
+    assert not (tmp_path / "float").exists()

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from rockseg.data.io import IMAGE_SUFFIXES, list_images, natural_key, write_bytes_atomic
+from rockseg.data.io import IMAGE_SUFFIXES, list_images, natural_key, png_bytes, write_bytes_atomic
 from rockseg.errors import DataError, OutputExistsError
 
 _PREPPED = re.compile(r"^images_prepped_(\w+)$")
@@ -119,16 +119,6 @@ def check_pair(image, mask, image_path=None, mask_path=None) -> None:
         raise exc
 
 
-def _png(array: np.ndarray) -> bytes:
-    import io
-
-    from PIL import Image
-
-    buf = io.BytesIO()
-    Image.fromarray(np.ascontiguousarray(array)).save(buf, format="PNG")
-    return buf.getvalue()
-
-
 def write_keras_segmentation(dataset, root, *, label_offset: int = 0, channels: int | None = None) -> dict:
     """Write a dataset's splits as keras-segmentation folders: ``images_prepped_<split>/`` (PNG
     images, the first ``channels`` channels, e.g. 3 to drop alpha) and
@@ -155,6 +145,7 @@ def write_keras_segmentation(dataset, root, *, label_offset: int = 0, channels: 
     if existing:
         raise OutputExistsError(f"{len(existing)} file(s) already exist, e.g. {existing[0]}; nothing written "
                                 f"(choose another folder)")
-    for path, array in jobs:
-        write_bytes_atomic(path, _png(array))
+    encoded = [(path, png_bytes(np.ascontiguousarray(array), str(path))) for path, array in jobs]  # all or none
+    for path, data in encoded:
+        write_bytes_atomic(path, data)
     return out

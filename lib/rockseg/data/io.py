@@ -336,6 +336,24 @@ def atomic_path(path):
 
 
 
+def png_bytes(arr: np.ndarray, what: str = "image") -> bytes:
+    """PNG encoding of a uint8 grey/RGB/RGBA or uint16 grey array (else a DataError naming ``what``)."""
+    import io
+
+    from PIL import Image
+
+    a = np.asarray(arr)
+    if a.dtype == np.uint8 and (a.ndim == 2 or (a.ndim == 3 and a.shape[2] in (3, 4))):
+        im = Image.fromarray(a)
+    elif a.dtype == np.uint16 and a.ndim == 2:
+        im = Image.fromarray(a)
+    else:
+        raise DataError(f"{what} must be uint8 (grey, RGB, RGBA) or uint16 grey to save as PNG; got {a.dtype} {a.shape}")
+    buf = io.BytesIO()
+    im.save(buf, format="PNG")
+    return buf.getvalue()
+
+
 def write_bytes_atomic(path, data: bytes) -> Path:
     """Write ``data`` to ``path`` through :func:`atomic_path` (parent folders created)."""
     path = Path(path)

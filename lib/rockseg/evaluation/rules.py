@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from rockseg.errors import DataError
 from rockseg.evaluation.metrics import ConfusionAccumulator
 from rockseg.preprocess import thinsection as ts
 
@@ -22,19 +23,23 @@ def rule_scores(images, labels, predictions, *, values=(1, 2, 3, 4, 5), epoxy_va
     """
     values = [int(v) for v in values]
     if not len(images) == len(labels) == len(predictions):
-        raise ValueError(f"{len(images)} images, {len(labels)} label maps and {len(predictions)} predictions")
-    lut = np.zeros(257, np.uint8)  # value -> class 1..n; anything else -> 0 ("other")
+        raise DataError(f"{len(images)} images, {len(labels)} label maps and {len(predictions)} predictions")
+    lut = np.zeros(257, np.uint8)  # value -> class 1..n; anything else (index 256 too) -> 0 ("other")
+
+    def classes(a):
+        return lut[np.where((a >= 0) & (a <= 255), a, 256)]
+
     lut[values] = np.arange(1, len(values) + 1)
     acc = ConfusionAccumulator(len(values) + 1, ["other"] + [str(v) for v in values], ignore_index=None)
     rows = []
     for rgb, lab, pred in zip(images, labels, predictions):
         lab = np.asarray(lab).astype(np.int64)
         pred = np.asarray(pred).astype(np.int64)
-        acc.update(lut[np.clip(lab, 0, 256)], lut[np.where((pred >= 0) & (pred <= 255), pred, 256)])
+        acc.update(classes(lab), classes(pred))
         rows.append({"rule": ts.rule_agreement(rgb, pred), "variant": ts.rule_agreement(rgb, pred,
                                                                                         ts.VARIANT_THRESHOLDS),
-                     "porosity_pred": float(np.mean(pred == epoxy_value)),
-                     "porosity_label": float(np.mean(lab == epoxy_value))})
+                     "porosity_pred": ts.epoxy_porosity(pred, epoxy_value),
+                     "porosity_label": ts.epoxy_porosity(lab, epoxy_value)})
     iou = [float(v) for v in acc.per_class_iou()[1:]]
     return {"per_class_iou": iou, "miou": float(np.nanmean(iou)), "accuracy": float(acc.pixel_accuracy()),
             "images": rows}

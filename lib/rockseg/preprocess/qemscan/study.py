@@ -21,12 +21,11 @@ import numpy as np
 
 from rockseg.errors import DataError, OutputExistsError, RegistrationError
 
-from rockseg.data.io import write_bytes_atomic, write_json
+from rockseg.data.io import png_bytes, write_bytes_atomic, write_json
 from rockseg.preprocess.qemscan.cleanup import apply_ignore_band, fill_holes, remove_specks
 from rockseg.preprocess.qemscan.colours import UNKNOWN, ColourReport, rgb_to_classes
 from rockseg.preprocess.qemscan.merge import MergeTable, merge_classes
 from rockseg.preprocess.qemscan.register import RegistrationResult, register_qemscan, upsample_labels
-from rockseg.preprocess.qemscan.tiles import png_bytes
 
 STUDY_CLASSES = ("pore", "quartz", "albite", "clays+accessories")
 

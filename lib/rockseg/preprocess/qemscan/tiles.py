@@ -9,7 +9,7 @@ import numpy as np
 
 from rockseg.errors import DataError, OutputExistsError
 
-from rockseg.data.io import write_bytes_atomic
+from rockseg.data.io import png_bytes, write_bytes_atomic
 from rockseg.preprocess.qemscan.colours import UNKNOWN
 from rockseg.preprocess.qemscan.merge import MergeTable
 
@@ -87,23 +87,6 @@ def make_tiles(
     images_out = np.stack(imgs) if imgs else np.zeros((0, tile, tile) + img.shape[2:], img.dtype)
     masks_out = np.stack(masks) if masks else np.zeros((0, tile, tile), lab.dtype)
     return images_out, masks_out, report
-
-
-def png_bytes(arr: np.ndarray, what: str) -> bytes:
-    import io
-
-    from PIL import Image
-
-    a = np.asarray(arr)
-    if a.dtype == np.uint8 and (a.ndim == 2 or (a.ndim == 3 and a.shape[2] in (3, 4))):
-        im = Image.fromarray(a)
-    elif a.dtype == np.uint16 and a.ndim == 2:
-        im = Image.fromarray(a)
-    else:
-        raise DataError(f"{what} must be uint8 (grey, RGB, RGBA) or uint16 grey to save as PNG; got {a.dtype} {a.shape}")
-    buf = io.BytesIO()
-    im.save(buf, format="PNG")
-    return buf.getvalue()
 
 
 def save_tiles(
