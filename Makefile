@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 DATA_DIR ?= $(shell test -d ../shared/data && cd ../shared/data && pwd)
 export MPLBACKEND := Agg
 
-.PHONY: setup test test-lib test-notebooks reproduce benchmarks clean
+.PHONY: setup test test-lib test-notebooks reproduce notebooks-meta colab-check book book-env lab benchmarks clean
 
 setup: $(STAMP)
 
@@ -26,15 +26,40 @@ test: setup
 test-lib: setup
 	ROCKSEG_PROFILE=smoke ROCKSEG_DATA_DIR=$(DATA_DIR) $(PY) -m pytest tests
 
-# Re-run every notebook in the cpu profile and keep the outputs (as committed), without papermill's
-# injected-parameters cell: it would pin the profile, so CI's nbval run could not use smoke.
+# Re-run every notebook in order in the cpu profile into the committed copies (without papermill's
+# injected cell, which would pin the profile), record their times, then refresh each header.
+PROFILE ?= cpu
 reproduce: setup
-	@set -e; for nb in notebooks/[0-9][0-9]_*.ipynb; do \
-	  echo "== $$nb (profile cpu)"; \
-	  MPLBACKEND=module://matplotlib_inline.backend_inline ROCKSEG_PROFILE=cpu ROCKSEG_DATA_DIR=$(DATA_DIR) $(VENV)/bin/papermill --cwd notebooks -k python3 "$$nb" "$$nb.tmp.ipynb" -p profile cpu; \
-	  $(PY) -c "import json, sys; p = sys.argv[1]; d = json.load(open(p)); d['cells'] = [c for c in d['cells'] if 'injected-parameters' not in c.get('metadata', {}).get('tags', [])]; open(p, 'w').write(json.dumps(d, indent=1, ensure_ascii=False) + '\n')" "$$nb.tmp.ipynb"; \
-	  mv "$$nb.tmp.ipynb" "$$nb"; \
-	done
+	MPLBACKEND=module://matplotlib_inline.backend_inline ROCKSEG_DATA_DIR=$(DATA_DIR) $(VENV)/bin/rockseg reproduce --profile $(PROFILE)
+	$(PY) -m rockseg.course.notebooks meta
+
+# The badge, install cell and run-time line of every notebook, from pyproject.toml and results/.
+notebooks-meta: setup
+	$(PY) -m rockseg.course.notebooks meta
+
+# Colab, simulated: a fresh environment with another TensorFlow, a fake google.colab, every
+# notebook's install cell run from a copy of this checkout, then notebook 00 in smoke (needs the
+# package index; leaves .venv alone).
+colab-check: setup
+	ROCKSEG_DATA_DIR=$(DATA_DIR) $(PY) tests/colab_simulation.py
+
+# The course as a static site (Jupyter Book, from the committed outputs, no execution) in
+# build/book/src/_build/html. Jupyter Book has its own environment: its Sphinx stack pins other
+# versions than the project's.
+BOOK_VENV := .venv-book
+$(BOOK_VENV)/.installed: requirements/book.txt
+	test -x $(BOOK_VENV)/bin/python || $(PYTHON) -m venv $(BOOK_VENV)
+	$(BOOK_VENV)/bin/python -m pip install -q -r requirements/book.txt
+	touch $@
+
+book-env: $(BOOK_VENV)/.installed
+
+book: setup book-env
+	$(PY) -m rockseg.course.book build/book --jupyter-book $(BOOK_VENV)/bin/jupyter-book
+
+# JupyterLab on the project's kernel (.venv), the real data beside the checkout when present.
+lab: setup
+	ROCKSEG_DATA_DIR=$(DATA_DIR) $(VENV)/bin/jupyter lab --notebook-dir=notebooks
 
 benchmarks: setup
 	ROCKSEG_DATA_DIR=$(DATA_DIR) $(PY) benchmarks/run_all.py

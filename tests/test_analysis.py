@@ -152,3 +152,43 @@ def test_orthoslice_and_profile_figures():
     import matplotlib.pyplot as plt
 
     plt.close("all")
+
+
+def test_course_figures_show_what_they_claim(tmp_path):
+    """Legends carry the class names, the error panel counts the wrong labelled pixels, the
+    history marks the best epoch, and the colour-blind palette is the Okabe-Ito set."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from rockseg.analysis import COLOURBLIND, class_palette, plot_history, plot_per_class_iou, plot_prediction
+
+    names, colours = ["pore", "clay", "quartz"], [(255, 0, 0), (0, 255, 0), (0, 0, 255)]
+    truth = np.zeros((10, 10), np.uint8)
+    truth[:, 5:] = 2
+    truth[0, 0] = 255  # unlabelled: never counted as wrong
+    pred = np.where(truth == 255, 1, truth).astype(np.uint8)
+    pred[1, :3] = 1  # 3 of the 99 labelled pixels wrong
+    fig = plot_prediction(np.random.default_rng(0).random((10, 10)), truth, pred, names, colours)
+    assert [t.get_text() for t in fig.legends[0].get_texts()] == names
+    assert fig.axes[3].get_title() == "wrong pixels (3.0%)"
+    plt.close(fig)
+
+    assert class_palette(colours, "colourblind") == COLOURBLIND[:3]
+    assert class_palette(np.array(colours), "dataset") == colours
+    with pytest.raises(ValueError, match="palette"):
+        class_palette(colours, "rainbow")
+
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "history.csv").write_text("epoch,loss,val_miou\n0,1.0,0.5\n1,0.8,0.7\n2,0.7,0.6\n")
+    fig = plot_history({"u-net": run})
+    best = [ln for ln in fig.axes[1].lines if ln.get_marker() == "o"][0]
+    assert list(best.get_xdata()) == [2] and list(best.get_ydata()) == [0.7]
+    plt.close(fig)
+
+    rec = {"metrics": {"test": {"per_class_iou": {"pore": 0.9, "clay": None}, "miou": 0.9}}}
+    fig = plot_per_class_iou({"a": rec})
+    heights = [p.get_height() for p in fig.axes[0].patches]
+    assert heights[0] == 0.9 and np.isnan(heights[1]) and heights[2] == 0.9
+    plt.close(fig)

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from rockseg.data import datasets
+from rockseg.data import datasets, registry
 from rockseg.data.datasets import Dataset, load_dataset, load_folder
-from rockseg.errors import DataError, MaskError, RegistryError
+from rockseg.errors import DataError, MaskError, RegistryError, RocksegError
 
 SAND = [(0, 0, 255), (0, 255, 0), (255, 0, 0), (255, 255, 0)]
 
@@ -79,8 +79,34 @@ def test_default_name_prefers_real_data(data_dir, no_data_env, monkeypatch):
     assert datasets.default_dataset_name(data_dir) == "thin-sections-philliec459"
 
 
-def test_default_name_falls_back_to_synthetic(no_data_env, tmp_path):
+def test_default_name_falls_back_to_synthetic(no_data_env, tmp_path, monkeypatch):
+    def no_network(spec, progress):
+        raise RocksegError("cannot download slice.tif (ConnectionError: no route). It is not available offline")
+
+    monkeypatch.setattr(registry, "_download", no_network)
     assert datasets.default_dataset_name(tmp_path / "nothing") == "synthetic-sandstone"
+    lines = []
+    name, note = datasets.resolve_dataset("auto", tmp_path / "nothing", log=lines.append)
+    assert name == "synthetic-sandstone" and "ConnectionError: no route" in note
+    assert lines == [f"rockseg: {note}"]
+    assert datasets.resolve_dataset("auto", tmp_path / "nothing", download=False)[1].endswith("instead")
+    ds = load_dataset("auto", tmp_path / "nothing", shape=(8, 32, 32))  # the note reaches the record
+    assert ds.name == "synthetic-sandstone" and ds.provenance["fallback"] == note
+    from rockseg.data.split_data import load_split_data
+
+    sd = load_split_data("auto", data_dir=tmp_path / "nothing", shape=(24, 32, 32))
+    assert sd.record()["name"] == "synthetic-sandstone" and sd.record()["provenance"]["fallback"] == note
+
+
+def test_auto_downloads_when_nothing_is_local(no_data_env, tmp_path, monkeypatch):
+    """Colab: no offline folder, no cache, but a network: ``auto`` downloads the real slices."""
+    calls = []
+    monkeypatch.setattr(registry, "_download", lambda spec, progress: calls.append(spec["name"]) or tmp_path)
+    assert datasets.resolve_dataset(None, tmp_path / "nothing") == ("sandstone-versa", None)
+    assert calls == ["sandstone-versa"]
+    monkeypatch.setenv("ROCKSEG_DATASET", "thin-sections-philliec459")
+    assert datasets.resolve_dataset("auto") == ("thin-sections-philliec459", None)
+    assert datasets.resolve_dataset("synthetic-sandstone") == ("synthetic-sandstone", None)
 
 
 def test_unknown_dataset(no_data_env):

@@ -11,10 +11,10 @@ import pytest
 PKG = Path(__file__).resolve().parents[1] / "lib" / "rockseg"
 
 # the stages, lowest first; a module may import its own stage's package and lower stages only
-# (cli -> training/analysis -> evaluation -> inference -> models/preprocess -> data -> base)
+# (cli -> course/compat -> training/analysis -> evaluation -> inference -> models/preprocess -> data -> base)
 LAYERS = {
     "base": 0, "data": 1, "models": 2, "preprocess": 2, "inference": 3, "evaluation": 4,
-    "training": 5, "analysis": 5, "cli": 6, "course": 6, "compat": 6,
+    "training": 5, "analysis": 5, "course": 6, "compat": 6, "cli": 7,
 }
 BASE = {"rockseg", "rockseg._tf", "rockseg.config", "rockseg.errors", "rockseg.progress"}
 

@@ -245,3 +245,21 @@ def test_model_recipe_applies_under_explicit_settings():
     validate_config(cpu)
     gan = build_model("pix2pix", 4, (None, None, 1), **options)
     assert gan.mode == "softmax"
+
+
+def test_linear_rate_decay_follows_the_paper_schedule(toy):
+    """decay_from=0.5: the rates stay for the first half, then fall linearly, reaching zero
+    after the last epoch; fit applies the factor to both optimisers."""
+    gan = Pix2Pix(3, (32, 32, 1), mode="softmax", learning_rate=1e-3, disc_learning_rate=2e-4,
+                  decay_from=0.5, **SMALL)
+    assert [round(gan.rate_factor(e, 10), 3) for e in range(10)] == \
+        [1.0, 1.0, 1.0, 1.0, 1.0, 0.833, 0.667, 0.5, 0.333, 0.167]
+    assert Pix2Pix(3, (32, 32, 1), **SMALL).rate_factor(9, 10) == 1.0  # no decay by default
+    x, y = toy
+    gan.fit(x, y, epochs=4, batch_size=4)
+    last = gan.rate_factor(3, 4)  # epoch 4 of 4: (4 - 3) / (4 - 2 + 1)
+    assert last == pytest.approx(1 / 3)
+    assert float(_tf.keras().backend.get_value(gan.gen_optimizer.learning_rate)) == pytest.approx(1e-3 * last)
+    assert float(_tf.keras().backend.get_value(gan.disc_optimizer.learning_rate)) == pytest.approx(2e-4 * last)
+    with pytest.raises(RocksegError, match="decay_from"):
+        Pix2Pix(3, (32, 32, 1), decay_from=1.5, **SMALL)

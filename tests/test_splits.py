@@ -119,3 +119,23 @@ def test_min_distance_uses_positions():
 
     split = {"train": [0, 1], "test": [2]}
     assert min_distance(split, positions=[0, 50, 300]) == 250.0
+
+
+def test_a_hand_made_split_of_a_volume_keeps_the_gap_unless_leakage_is_allowed(capsys):
+    """Ids given by hand for the twin volume are checked against its slab gap; a random
+    slice split is refused, and allowed only on purpose, with the leak recorded."""
+    from rockseg.data.split_data import load_split_data
+    from rockseg.data.splits import random_split
+    from rockseg.errors import DataError
+
+    shape = (40, 32, 32)
+    leaky = random_split(shape[0], (0.7, 0.15, 0.15), seed=0)
+    leaky = {k: [int(i) for i in v] for k, v in leaky.items()}
+    with pytest.raises(DataError, match="must not leak"):
+        load_split_data("synthetic-sandstone", shape=shape, split=leaky)
+    data = load_split_data("synthetic-sandstone", shape=shape, split=leaky, allow_leakage=True)
+    assert data.record()["split_info"]["leakage"].startswith("LEAKY SPLIT, allowed on purpose")
+    assert "LEAKY SPLIT" in capsys.readouterr().err
+    honest = load_split_data("synthetic-sandstone", shape=shape)
+    again = load_split_data("synthetic-sandstone", shape=shape, split=honest.split)  # the slab split passes
+    assert "leakage" not in again.record()["split_info"] and again.split_info["gap"] == honest.split_info["gap"]

@@ -237,6 +237,7 @@ def test_profile_overrides_set_to_none_take_effect_and_unknown_keys_are_refused(
     ("train_augment", {"flip": True}, "train_augment: unknown augmentation settings"),
     ("train_patch_size", 4, "train_patch_size must be an integer >= 8"),
     ("train_ema", 2.0, "train_ema must be a decay"),
+    ("train_bn_momentum", 1.0, "train_bn_momentum must be in"),
 ])
 def test_a_bad_configuration_is_refused_before_anything_is_written(tmp_path, key, value, message):
     out = tmp_path / "run"
@@ -253,3 +254,30 @@ def test_synth_shape_override_reaches_the_twin(tmp_path):
     data = _load_data("synthetic-sandstone", None, None, None, None,
                       get_profile("smoke", synth_shape=(24, 40, 40)))
     assert data.val[0][0].shape == (40, 40) and len(data.train[0]) + len(data.val[0]) + len(data.test[0]) <= 24
+
+
+def test_bn_momentum_sets_the_moving_statistics_update_and_is_saved(tmp_path):
+    """With momentum 0 one training-mode batch makes the moving mean that batch's mean; a
+    run's ``train_bn_momentum`` reaches every BatchNormalization layer of the saved model."""
+    from rockseg._tf import keras
+    from rockseg.models import build_model, set_bn_momentum
+
+    model = build_model("unet", 4, (None, None, 1), base_filters=4, depth=2)
+    assert set_bn_momentum(model, 0.0) > 0
+    bn = next(m for m in model.submodules if isinstance(m, keras().layers.BatchNormalization))
+    assert bn.momentum == 0.0
+    x = np.random.default_rng(0).normal(3.0, 1.0, (2, 16, 16, 1)).astype(np.float32)
+    before = bn.moving_mean.numpy().copy()
+    model(x, training=True)
+    after = bn.moving_mean.numpy()
+    assert np.allclose(before, 0) and not np.allclose(after, 0)
+    sub = keras().Model(model.input, bn.input)  # the layer's input: its batch mean is the new moving mean
+    assert np.allclose(after, sub(x, training=True).numpy().mean(axis=(0, 1, 2)), atol=1e-4)
+
+    out = tmp_path / "run"
+    train.train_run("unet", out=out, dataset="synthetic-sandstone", profile="smoke", train_bn_momentum=0.5,
+                    model_options={"base_filters": 4, "depth": 2})
+    saved = keras().models.load_model(str(out / "model.keras"), compile=False)
+    moms = {m.momentum for m in saved.submodules if isinstance(m, keras().layers.BatchNormalization)}
+    assert moms == {0.5}
+    assert json.loads((out / "run.json").read_text())["config"]["train_bn_momentum"] == 0.5

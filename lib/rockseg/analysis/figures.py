@@ -26,7 +26,7 @@ def plot_slices_with_masks(images, masks, colours, titles=None, alpha=0.45, ncol
         over = np.clip((1 - alpha) * np.repeat(grey[..., None], 3, -1) + alpha * rgb / 255.0, 0, 1)
         for ax, shown, name in zip(axes[i], (grey, rgb, over), ("image", "mask", "overlay")):
             ax.imshow(shown, cmap="gray" if shown.ndim == 2 else None, vmin=0, vmax=1 if shown.ndim == 2 else None)
-            ax.set_title(f"{titles[i]} — {name}" if titles else name, fontsize=9)
+            ax.set_title(f"{titles[i]} — {name}" if titles else name, fontsize=10)
             ax.axis("off")
     fig.tight_layout()
     return fig
@@ -37,6 +37,107 @@ def legend_handles(class_names, colours):
     from matplotlib.patches import Patch
 
     return [Patch(color=np.asarray(c) / 255.0, label=n) for n, c in zip(class_names, colours)]
+
+
+# Okabe & Ito (2008): distinguishable with every common colour-vision deficiency
+COLOURBLIND = [(0, 114, 178), (230, 159, 0), (0, 158, 115), (204, 121, 167), (86, 180, 233),
+               (213, 94, 0), (240, 228, 66), (0, 0, 0)]
+
+
+def class_palette(colours, palette: str = "dataset") -> list:
+    """The class colours to draw with: the dataset's own (``"dataset"``) or the colour-blind-safe
+    Okabe-Ito set (``"colourblind"``, one colour per class, up to 8 classes)."""
+    n = len(colours)
+    if palette == "dataset":
+        return [tuple(int(v) for v in c) for c in colours]
+    if palette == "colourblind":
+        if n > len(COLOURBLIND):
+            raise ValueError(f"the colour-blind palette has {len(COLOURBLIND)} colours, {n} classes asked")
+        return COLOURBLIND[:n]
+    raise ValueError(f"palette must be 'dataset' or 'colourblind', got {palette!r}")
+
+
+def plot_prediction(image, truth, prediction, class_names, colours, *, title=None, ignore_index=255):
+    """Image, true labels, predicted labels and the wrong pixels, with a legend of class names."""
+    import matplotlib.pyplot as plt
+
+    truth, prediction = np.asarray(truth), np.asarray(prediction)
+    grey = np.asarray(image, dtype=np.float32)
+    if grey.ndim == 3:
+        grey = grey[..., :3].mean(-1) if grey.shape[-1] > 1 else grey[..., 0]
+    labelled = truth != ignore_index
+    wrong = (truth != prediction) & labelled
+    shown_truth = np.where(labelled, truth, 0)
+    fig, axes = plt.subplots(1, 4, figsize=(14, 4.2))
+    axes[0].imshow(grey, cmap="gray")
+    axes[1].imshow(colourize(shown_truth, colours))
+    axes[2].imshow(colourize(prediction, colours))
+    axes[3].imshow(grey, cmap="gray", alpha=0.5)
+    axes[3].imshow(np.ma.masked_where(~wrong, wrong), cmap="autumn", vmin=0, vmax=1)
+    acc = float((~wrong[labelled]).mean()) if labelled.any() else float("nan")
+    for ax, name in zip(axes, ("image", "true labels", "prediction", f"wrong pixels ({1 - acc:.1%})")):
+        ax.set_title(name, fontsize=12)
+        ax.axis("off")
+    fig.legend(handles=legend_handles(class_names, colours), loc="lower center", ncol=len(class_names),
+               fontsize=11, frameon=False)
+    if title:
+        fig.suptitle(title, fontsize=13)
+    fig.tight_layout(rect=(0, 0.07, 1, 1))
+    return fig
+
+
+def plot_history(runs: dict, title=None):
+    """Training curves of ``{label: run folder}``: training loss and validation mIoU per epoch,
+    each run's best epoch marked (the weights it kept)."""
+    import csv
+    from pathlib import Path
+
+    import matplotlib.pyplot as plt
+
+    fig, (ax_loss, ax_val) = plt.subplots(1, 2, figsize=(12, 4))
+    for label, run in runs.items():
+        rows = list(csv.DictReader(open(Path(run) / "history.csv")))
+        epochs = [int(r["epoch"]) + 1 for r in rows]
+        loss_key = "loss" if "loss" in rows[0] else "gen_total"
+        ax_loss.plot(epochs, [float(r[loss_key]) for r in rows], label=label)
+        val = [float(r["val_miou"]) if r.get("val_miou") not in (None, "", "nan") else np.nan for r in rows]
+        line, = ax_val.plot(epochs, val, label=label)
+        if np.isfinite(val).any():
+            best = int(np.nanargmax(val))
+            ax_val.plot(epochs[best], val[best], "o", color=line.get_color(), ms=8)
+    ax_loss.set(xlabel="epoch", ylabel="training loss", title="training loss")
+    ax_val.set(xlabel="epoch", ylabel="validation mIoU", title="validation mIoU (dot: weights kept)")
+    for ax in (ax_loss, ax_val):
+        ax.legend(fontsize=10)
+        ax.grid(alpha=0.3)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def plot_per_class_iou(records: dict, subset: str = "test", ax=None, title=None):
+    """Grouped bars of per-class IoU (and mIoU) for ``{label: run record}`` on one subset."""
+    import matplotlib.pyplot as plt
+
+    if not records:
+        raise ValueError("no run records to plot")
+    per = {k: (r["metrics"][subset]["per_class_iou"], r["metrics"][subset]["miou"]) for k, r in records.items()}
+    classes = list(next(iter(per.values()))[0]) + ["mIoU"]
+    if ax is None:
+        _, ax = plt.subplots(figsize=(1.2 + 1.4 * len(classes), 3.8))
+    width = 0.8 / len(per)
+    for i, (label, (ious, miou)) in enumerate(per.items()):
+        vals = [np.nan if ious.get(c) is None else ious[c] for c in classes[:-1]] + [miou]
+        bars = ax.bar(np.arange(len(classes)) + (i - (len(per) - 1) / 2) * width, vals, width, label=label)
+        ax.bar_label(bars, fmt="%.2f", fontsize=10, padding=1)
+    ax.set_xticks(np.arange(len(classes)), classes)
+    ax.set_ylim(0, 1.08)
+    ax.set_ylabel(f"{subset} IoU")
+    ax.legend(loc="lower left", fontsize=10)
+    if title:
+        ax.set_title(title)
+    return ax.figure
 
 
 def plot_class_histograms(image, labels, class_names, colours, bins=128, ax=None, log=True):
@@ -57,7 +158,7 @@ def plot_class_histograms(image, labels, class_names, colours, bins=128, ax=None
     ax.set_ylabel("density")
     if log:
         ax.set_yscale("log")
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=10)
     return ax.figure
 
 
@@ -71,7 +172,7 @@ def plot_class_fractions(fractions: dict, colours, ax=None, title="class fractio
     vals = [fractions[n] for n in names]
     bars = ax.bar(names, vals, color=[np.asarray(c) / 255.0 for c in colours], edgecolor="k")
     for b, v in zip(bars, vals):
-        ax.text(b.get_x() + b.get_width() / 2, v, f"{v:.3f}", ha="center", va="bottom", fontsize=8)
+        ax.text(b.get_x() + b.get_width() / 2, v, f"{v:.3f}", ha="center", va="bottom", fontsize=10)
     ax.set_yscale("log")
     ax.set_ylabel("fraction of pixels")
     ax.set_title(title)
@@ -103,7 +204,7 @@ def plot_orthoslices(volume, labels=None, colours=None, index=None, alpha=0.4, c
         ax.set_axis_off()
     if class_names is not None and colours is not None:
         fig.legend(handles=legend_handles(class_names, colours), loc="lower center",
-                   ncol=len(class_names), fontsize=8)
+                   ncol=len(class_names), fontsize=10)
     if title:
         fig.suptitle(title)
     return fig
@@ -128,7 +229,7 @@ def plot_fraction_profile(profile, class_names, colours, axis_name="z", voxel_si
     ax.set_xlabel(f"{axis_name} ({'µm' if voxel_size else 'slice'})")
     ax.set_ylabel("phase fraction")
     ax.set_yscale("log")
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=10)
     return ax.figure
 
 
@@ -189,7 +290,7 @@ def plot_twin_comparison(real_image, real_labels, synth_image, synth_labels, cla
     ax.set_xlabel("grey level")
     ax.set_ylabel("share of class pixels")
     ax.set_title("grey-level histogram per class: real solid, synthetic dashed")
-    ax.legend(fontsize=7, ncol=2)
+    ax.legend(fontsize=10, ncol=2)
     ax = fig.add_subplot(gs[1, 2])
     x = np.arange(n)
     for j, ((_, lab), who) in enumerate(zip(pairs, ("real", "synthetic"))):
@@ -203,7 +304,7 @@ def plot_twin_comparison(real_image, real_labels, synth_image, synth_labels, cla
     ax.set_title("class fractions (plain real, hatched twin)")
     ax.legend(handles=[Patch(facecolor="w", edgecolor="k", label="real"),
                        Patch(facecolor="w", edgecolor="k", hatch="//", label="synthetic")],
-              fontsize=8)
+              fontsize=10)
     fig.tight_layout()
     return fig
 
@@ -273,11 +374,11 @@ def plot_denoise_comparison(before, after, labels, class_names, class_colours, *
             ax.plot(centres, hists[c], color=_mpl_colour(class_colours[c]), lw=1.5, label=class_names[c])
         overl = [f"{class_names[a]}/{class_names[b]} {ct.histogram_overlap(img, lab, a, b, bins=bins, value_range=(lo, hi + 1e-9), mask=mask):.2f}"
                  for a, b in pairs]
-        ax.set_title("overlap " + ", ".join(overl), fontsize=8)
+        ax.set_title("overlap " + ", ".join(overl), fontsize=10)
         ax.set_xlabel("grey level")
         ax.set_ylabel("fraction of class pixels")
         if j == 0:
-            ax.legend(fontsize=8)
+            ax.legend(fontsize=10)
     fig.tight_layout()
     return fig
 
@@ -314,7 +415,7 @@ def plot_grey_bin_labels(rgb, labels=None, thresholds=None, sigma=1.0, palette=N
     axes[1].set_xlabel(f"Gaussian-smoothed grey (sigma {sigma})")
     axes[1].set_ylabel("pixels")
     axes[1].set_title("labels = bins of the smoothed grey level")
-    axes[1].legend(fontsize=7)
+    axes[1].legend(fontsize=10)
     axes[2].imshow(ts.recolour(lab, palette))
     axes[2].set_title("labels, recoloured")
     for ax in (axes[0], axes[2]):
@@ -346,7 +447,7 @@ def plot_class_by_grey(curves: dict, thresholds=None, palette=None, class_names=
         ax.set_title(title, fontsize=12)
         ax.set_facecolor("#d9d9d9")  # the white and black classes stay visible
     axes[0][0].set_ylabel("fraction of pixels in class")
-    axes[0][-1].legend(fontsize=9, loc="center right")
+    axes[0][-1].legend(fontsize=10, loc="center right")
     fig.tight_layout()
     return fig
 
@@ -372,7 +473,7 @@ def plot_histogram_comparison(rgb, labels, prediction=None, *, palette=None, cla
     axes[0].set_xlabel("grey level")
     axes[0].set_ylabel("fraction of pixels")
     axes[0].set_title("image histogram (shaded: grey range of each label)")
-    axes[0].legend(fontsize=8)
+    axes[0].legend(fontsize=10)
     x = np.arange(len(classes))
     width = 0.4 if prediction is not None else 0.8
     cols = [_mpl_colour(palette.get(c, (128, 128, 128))) for c in classes]
@@ -383,9 +484,9 @@ def plot_histogram_comparison(rgb, labels, prediction=None, *, palette=None, cla
                     edgecolor="k", hatch="//", label="prediction")
     axes[1].set_xticks(x)
     axes[1].set_xticklabels([f"{c}: {names.get(c, c) if isinstance(names, dict) else names[i]}"
-                             for i, c in enumerate(classes)], rotation=20, fontsize=7, ha="right")
+                             for i, c in enumerate(classes)], rotation=20, fontsize=10, ha="right")
     axes[1].set_ylabel("fraction of pixels")
-    axes[1].legend(fontsize=8)
+    axes[1].legend(fontsize=10)
     fig.tight_layout()
     return fig
 

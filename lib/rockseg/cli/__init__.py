@@ -20,6 +20,7 @@ COMMANDS = {
     "synth": "synth",
     "predict": "predict",
     "analyze": "analyze",
+    "reproduce": "reproduce",
 }
 
 

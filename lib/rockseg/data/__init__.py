@@ -3,7 +3,7 @@ the one image scaling.
 
     from rockseg.data import load_dataset, load_folder, slab_split, read_volume
 """
-from rockseg.data.datasets import Dataset, default_dataset_name, load_dataset, load_folder
+from rockseg.data.datasets import Dataset, default_dataset_name, load_dataset, load_folder, resolve_dataset
 from rockseg.data.folders import check_pair, find_pairs, find_splits, pair_folders, write_keras_segmentation
 from rockseg.data.footprint import sample_footprint
 from rockseg.data.io import (
@@ -28,7 +28,7 @@ from rockseg.data.volumes import create_output, open_volume
 
 __all__ = [
     "Dataset", "PatchGrid", "Scaling", "SplitData", "as_scaling", "atomic_path", "check_leakage", "check_pair",
-    "check_pairs", "create_output", "decode_mask", "default_dataset_name", "fetch", "find_pairs", "find_splits",
+    "check_pairs", "create_output", "decode_mask", "default_dataset_name", "resolve_dataset", "fetch", "find_pairs", "find_splits",
     "fit_scaling", "get_spec", "group_split", "list_datasets", "list_images", "list_slices", "load_dataset",
     "load_folder", "load_split_data", "min_distance", "natural_key", "neighbour_similarity", "open_volume",
     "pair_folders", "patch_positions", "patchify", "prepare_arrays", "random_crops", "random_split",

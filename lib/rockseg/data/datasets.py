@@ -8,6 +8,7 @@ No TensorFlow here; images stay in their file dtype (:mod:`rockseg.data.normaliz
 from __future__ import annotations
 
 import os
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -17,10 +18,10 @@ from rockseg import config
 from rockseg.data import folders, io, registry
 from rockseg.data.classmap import IGNORE, ClassMap, infer_class_map, read_class_map
 from rockseg.data.masks import decode_mask
-from rockseg.errors import DataError, RegistryError
+from rockseg.errors import DataError, RegistryError, RocksegError
 from rockseg.progress import progress_bar
 
-__all__ = ["Dataset", "load_dataset", "load_folder", "default_dataset_name"]
+__all__ = ["AUTO", "Dataset", "load_dataset", "load_folder", "default_dataset_name", "resolve_dataset"]
 
 DEFAULT_REAL = "sandstone-versa"
 DEFAULT_SYNTHETIC = "synthetic-sandstone"
@@ -198,12 +199,44 @@ def _provenance(spec: dict, folder: Path | None, files) -> dict:
     }
 
 
-def default_dataset_name(data_dir=None) -> str:
-    """``$ROCKSEG_DATASET``, else ``sandstone-versa`` if available offline, else synthetic."""
+AUTO = "auto"
+
+
+def resolve_dataset(name: str | None = None, data_dir=None, *, download: bool = True,
+                    log=None) -> tuple[str, str | None]:
+    """``(dataset name, fallback note)`` for ``name``; ``None``, ``""`` and ``"auto"`` resolve.
+
+    ``auto`` is ``$ROCKSEG_DATASET`` when set, else ``sandstone-versa`` from the offline
+    folder, else from the download cache, else downloaded now (hash-checked; ``download``);
+    only when none of these works the synthetic twin, with a note saying why (also told to
+    ``log``, one line). Any other name is returned as given, with no note.
+    """
+    if name not in (None, "", AUTO):
+        return name, None
     env = os.environ.get(config.DATASET_ENV)
-    if env:
-        return env
-    return DEFAULT_REAL if registry.available_offline(DEFAULT_REAL, data_dir) else DEFAULT_SYNTHETIC
+    if env and env != AUTO:
+        return env, None
+    where, _ = registry.status(DEFAULT_REAL, data_dir)
+    if where in ("offline", "cached"):
+        return DEFAULT_REAL, None
+    reason = "no offline folder (ROCKSEG_DATA_DIR) and no cached copy"
+    if download:
+        try:
+            registry.fetch(DEFAULT_REAL, data_dir)
+            return DEFAULT_REAL, None
+        except RocksegError as exc:
+            reason += f"; the download failed ({str(exc).split('. It is not available')[0]})"
+    else:
+        reason += "; downloads were not tried"
+    note = f"{DEFAULT_REAL} is unavailable ({reason}): using the synthetic twin {DEFAULT_SYNTHETIC} instead"
+    if log is not None:
+        log(f"rockseg: {note}")
+    return DEFAULT_SYNTHETIC, note
+
+
+def default_dataset_name(data_dir=None, *, download: bool = True) -> str:
+    """The dataset ``auto`` stands for (see :func:`resolve_dataset`)."""
+    return resolve_dataset(AUTO, data_dir, download=download)[0]
 
 
 # ------------------------------------------------------------------ registered
@@ -212,16 +245,20 @@ def load_dataset(name: str | None = None, data_dir=None, *, include_extra: bool 
                  progress: bool = False, **synth_params) -> Dataset:
     """Load a registered dataset (files verified by hash, masks decoded to class indices).
 
-    ``name`` defaults to :func:`default_dataset_name`. Split groups listed as
-    ``excluded_by_default`` (sandstone-versa's z=180 "extra" slice) are loaded only
+    ``name`` None or ``"auto"``: see :func:`resolve_dataset` (a fallback to the synthetic
+    twin is printed and kept as ``provenance["fallback"]``, so run records show it). Split
+    groups listed as ``excluded_by_default`` (sandstone-versa's z=180 "extra" slice) are loaded only
     with ``include_extra=True``. For ``synthetic-sandstone``, ``shape`` (Z, Y, X)
     defaults to the profile's ``synth_shape``, ``seed`` fixes the volume and any other
     keyword goes to the generator.
     """
-    name = name or default_dataset_name(data_dir)
+    name, fallback = resolve_dataset(name, data_dir, log=lambda line: print(line, file=sys.stderr))
     spec = registry.get_spec(name)
     if spec.get("generator"):
-        return _load_synthetic(spec, shape=shape, seed=seed, profile=profile, **synth_params)
+        ds = _load_synthetic(spec, shape=shape, seed=seed, profile=profile, **synth_params)
+        if fallback:
+            ds.provenance["fallback"] = fallback
+        return ds
     if synth_params:
         raise TypeError(f"load_dataset({name!r}) got unexpected keyword(s) "
                         f"{', '.join(sorted(synth_params))} (only generated datasets take them)")

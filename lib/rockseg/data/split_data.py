@@ -1,6 +1,7 @@
 """Train/val/test arrays of a registered dataset or a user folder, with what a run record needs."""
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -83,7 +84,10 @@ def _registered_split(ds) -> tuple[dict, dict]:
 def _choose_split(ds, source, given, options) -> tuple[dict, dict]:
     """The split of a dataset: given ids, the dataset's own, or planned for a user folder."""
     if given:
-        return {k: list(given.get(k, [])) for k in ("train", "val", "test")}, {"method": "given"}
+        info = {"method": "given"}
+        if source == "registry":  # the dataset's own gap still applies to ids chosen by hand
+            info.update({k: v for k, v in _registered_split(ds)[1].items() if k != "method"})
+        return {k: list(given.get(k, [])) for k in ("train", "val", "test")}, info
     if source == "registry":
         return _registered_split(ds)
     own = {k: list(v) for k, v in (ds.split or {}).items() if k != "all"}
@@ -106,7 +110,8 @@ def _choose_split(ds, source, given, options) -> tuple[dict, dict]:
 def load_split_data(dataset: str | None = None, *, images=None, masks=None, data_dir=None,
                     n_classes: int | None = None, split: dict | None = None,
                     profile: str | None = None, shape=None, scaling="auto", class_map=None,
-                    split_options: dict | None = None, ignore="auto", log=None) -> SplitData:
+                    split_options: dict | None = None, ignore="auto", log=None,
+                    allow_leakage: bool = False) -> SplitData:
     """Load a registered dataset (``dataset``) or a user folder pair (``images``, ``masks``).
 
     A registered dataset keeps its own split. A user folder keeps its split folders
@@ -114,7 +119,8 @@ def load_split_data(dataset: str | None = None, *, images=None, masks=None, data
     :func:`~rockseg.data.folder_splits.plan_folder_split` (``split_options``: ``val``,
     ``test``, ``val_fraction``, ``test_fraction``, ``group_by``, ``seed``); ``split``
     gives explicit id lists instead. Every split is checked for leaks
-    (``DataError``). ``class_map`` (a :class:`~rockseg.data.classmap.ClassMap` or a
+    (``DataError``; ``allow_leakage=True`` records the leak in ``split_info["leakage"]`` and
+    only warns, to measure what a leaky split reports). ``class_map`` (a :class:`~rockseg.data.classmap.ClassMap` or a
     JSON path) decodes the masks, else the map is inferred; ``n_classes`` that
     disagrees with the masks raises ``DataError`` naming the data; ``ignore`` is the
     "no label" mask value of an inferred map (``"auto"``: 255 next to 0..n-1). ``log`` (e.g.
@@ -128,7 +134,7 @@ def load_split_data(dataset: str | None = None, *, images=None, masks=None, data
         raise DataError("give either a dataset name or images (+ masks)")
     if dataset is not None:
         ds = dsmod.load_dataset(dataset, data_dir=data_dir, profile=profile, shape=shape)
-        name, source, where = dataset, "registry", dataset
+        name, source, where = ds.name, "registry", ds.name  # "auto" resolved
     else:
         ds = dsmod.load_folder(images, masks, n_classes=n_classes, class_map=class_map, ignore=ignore, log=log)
         name, source, where = f"folder:{folder_name(images)}", "folder", images
@@ -150,7 +156,7 @@ def load_split_data(dataset: str | None = None, *, images=None, masks=None, data
         msks = [np.asarray(ds.masks[k]) for k in sel]
         _check_masks(msks, nc, str(where), the_split[part])
         parts[part] = (imgs, msks)
-    _check_leaks(the_split, info, ids, where)
+    _check_leaks(the_split, info, ids, where, allow_leakage)
     if log is not None:
         log(describe_split(the_split, info))
     first = parts["train"][0][0] if parts["train"][0] else np.zeros((1, 1))
@@ -166,8 +172,11 @@ def load_split_data(dataset: str | None = None, *, images=None, masks=None, data
                      class_map=getattr(ds, "class_map", None), split_info=info)
 
 
-def _check_leaks(split: dict, info: dict, ids, where) -> None:
-    """Every run: no image on two sides; for slices and volumes, none within the split's gap."""
+def _check_leaks(split: dict, info: dict, ids, where, allow_leakage: bool = False) -> None:
+    """Every run: no image on two sides; for slices and volumes, none within the split's gap.
+
+    ``allow_leakage`` (to measure what a leaky split would report) records the leak in
+    ``info["leakage"]`` and warns on stderr instead of refusing the split."""
     try:
         check_split(split)
         numeric = all(isinstance(i, (int, np.integer)) for i in ids)
@@ -175,7 +184,10 @@ def _check_leaks(split: dict, info: dict, ids, where) -> None:
         if numeric and gap is not None and info.get("method") in ("registry", "given"):
             check_split(split, positions={i: int(i) for i in ids}, gap=int(gap))
     except DataError as e:
-        raise DataError(f"{e} (the split must not leak; choose another --val/--test)", path=where) from None
+        if not allow_leakage:
+            raise DataError(f"{e} (the split must not leak; choose another --val/--test)", path=where) from None
+        info["leakage"] = f"LEAKY SPLIT, allowed on purpose: {e}"
+        print(f"rockseg: warning: {where}: {info['leakage']}", file=sys.stderr)
 
 
 def _hash_files(files: dict) -> dict:

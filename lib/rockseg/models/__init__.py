@@ -15,7 +15,7 @@ import importlib
 _REGISTRY_NAMES = (
     "BACKBONES", "MODELS", "REGIMES", "CropLike", "ImageNetNormalize", "PadToMultiple", "Pix2Pix",
     "RepeatChannels", "attention_maps", "build_model", "decode_colour_output", "freeze_encoder",
-    "list_backbones", "list_models", "model_options", "unfreeze_encoder",
+    "list_backbones", "list_models", "model_options", "set_bn_momentum", "unfreeze_encoder",
 )
 __all__ = list(_REGISTRY_NAMES)
 

@@ -164,6 +164,15 @@ def residual_block(x, filters, *, batch_norm=True, dropout=0.0, kernel_initializ
     return layers.Activation("relu", name=n("relu"))(y)
 
 
+def set_bn_momentum(model, momentum: float):
+    """Set the moving-statistics momentum of every BatchNormalization layer in ``model``
+    (nested models included) before it is trained; returns the number of layers changed."""
+    bns = [layer for layer in model.submodules if isinstance(layer, layers.BatchNormalization)]
+    for layer in bns:
+        layer.momentum = float(momentum)
+    return len(bns)
+
+
 def softmax_head(x, n_classes, name="logits"):
     """1x1 convolution to ``n_classes`` and a float32 softmax (safe under mixed precision)."""
     x = layers.Conv2D(n_classes, 1, padding="same", name=name)(x)

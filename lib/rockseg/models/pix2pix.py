@@ -14,7 +14,9 @@ The reconstruction term (L1 or cross-entropy) can be class-balanced: with
 ``recon_weights`` (one weight per class, e.g. from
 :func:`rockseg.training.losses.class_weights`) it is the weighted mean over the
 pixels, so rare classes are not drowned by the common ones. ``label_smoothing``
-softens the discriminator's "real" target; ``disc_learning_rate`` sets its own rate.
+softens the discriminator's "real" target; ``disc_learning_rate`` sets its own rate;
+``decay_from`` (e.g. 0.5, as in the paper) makes both rates fall linearly to zero over the
+last part of training (:meth:`Pix2Pix.rate_factor`, applied by ``fit_pix2pix`` each epoch).
 
 Either way :meth:`Pix2Pix.predict_labels` returns integer label maps, and
 :meth:`Pix2Pix.segmenter` is a plain Keras model from image to class scores (the
@@ -179,7 +181,8 @@ class Pix2Pix:
                  gen_filters: int = 64, disc_filters: int = 64, disc_layers: int = 3,
                  dropout: float = 0.5, learning_rate: float = 2e-4, beta_1: float = 0.5,
                  pad_mode: str = "constant", lambda_adv: float = 1.0, recon_weights=None,
-                 label_smoothing: float = 0.0, disc_learning_rate: float | None = None):
+                 label_smoothing: float = 0.0, disc_learning_rate: float | None = None,
+                 decay_from: float | None = None):
         self.config = dict(n_classes=int(n_classes), input_shape=[None if s is None else int(s) for s in input_shape],
                            mode=mode, class_colours=None, lambda_l1=float(lambda_l1),
                            lambda_ce=float(lambda_ce), gen_depth=int(gen_depth), gen_filters=int(gen_filters),
@@ -187,7 +190,10 @@ class Pix2Pix:
                            learning_rate=float(learning_rate), beta_1=float(beta_1), pad_mode=pad_mode,
                            lambda_adv=float(lambda_adv), recon_weights=None,
                            label_smoothing=float(label_smoothing),
-                           disc_learning_rate=None if disc_learning_rate is None else float(disc_learning_rate))
+                           disc_learning_rate=None if disc_learning_rate is None else float(disc_learning_rate),
+                           decay_from=None if decay_from is None else float(decay_from))
+        if decay_from is not None and not 0.0 <= decay_from < 1.0:
+            raise RocksegError(f"decay_from must be in [0, 1) or None, got {decay_from}")
         if mode not in MODES:
             raise RocksegError(f"pix2pix mode must be one of {MODES}, got {mode!r}")
         if n_classes < 2:
@@ -240,6 +246,22 @@ class Pix2Pix:
                                    f"got {np.asarray(weights).tolist()}")
         self.config["recon_weights"] = None if weights is None else [float(v) for v in values]
         self._recon_weights.assign(values)
+
+    def rate_factor(self, epoch: int, epochs: int) -> float:
+        """The factor on both learning rates in ``epoch`` (0-based) of ``epochs``: 1, then with
+        ``decay_from`` linear decay from that fraction of the epochs to zero after the last
+        (``decay_from=0.5``: the paper's constant-then-linearly-decaying rate)."""
+        start = self.config.get("decay_from")
+        if start is None:
+            return 1.0
+        first = int(round(start * epochs))
+        return 1.0 if epoch < first else max(0.0, (epochs - epoch) / (epochs - first + 1))
+
+    def set_rate_factor(self, factor: float) -> None:
+        """Scale both optimisers' learning rates to ``factor`` times their configured values."""
+        c = self.config
+        self.gen_optimizer.learning_rate = c["learning_rate"] * float(factor)
+        self.disc_optimizer.learning_rate = (c.get("disc_learning_rate") or c["learning_rate"]) * float(factor)
 
     def _make_optimizers(self):
         c = self.config
@@ -322,6 +344,7 @@ class Pix2Pix:
         if masks is not None:
             images, masks = self._prepare(data, masks)
         for epoch in range(epochs):
+            self.set_rate_factor(self.rate_factor(epoch, epochs))
             sums: dict = {}
             n = 0
             if masks is not None:

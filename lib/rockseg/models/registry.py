@@ -45,6 +45,7 @@ from rockseg.models.blocks import (
     ImageNetNormalize,
     PadToMultiple,
     RepeatChannels,
+    set_bn_momentum,
 )
 from rockseg.models.pix2pix import Pix2Pix, decode_colour_output
 from rockseg.models.resunet import build_resunet
@@ -154,5 +155,6 @@ def build_model(name: str, n_classes: int, input_shape, **options):
 __all__ = [
     "BACKBONES", "MODELS", "REGIMES", "CropLike", "ImageNetNormalize", "PadToMultiple", "Pix2Pix",
     "RepeatChannels", "attention_maps", "build_model", "decode_colour_output", "freeze_encoder",
-    "list_backbones", "list_models", "model_options", "options_from_config", "unfreeze_encoder",
+    "list_backbones", "list_models", "model_options", "options_from_config", "set_bn_momentum",
+    "unfreeze_encoder",
 ]

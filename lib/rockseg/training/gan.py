@@ -46,8 +46,9 @@ def fit_pix2pix(gan, train_images, train_masks, val_images, val_masks, *, out_di
     TensorBoard scalars and a last checkpoint of both networks and both optimisers
     for ``resume=True`` (the dropout noise after a resume is not the uninterrupted one).
     On return the generator holds the best weights. The optimisers are the GAN's own
-    (Adam, its ``learning_rate`` and ``beta_1`` options); ``train_loss``, ``train_lr``,
-    ``train_optimizer`` and ``train_schedule`` do not apply. ``ignore_index`` pixels are
+    (Adam, its ``learning_rate`` and ``beta_1`` options, decaying per epoch with its
+    ``decay_from`` option); ``train_loss``, ``train_lr``, ``train_optimizer`` and
+    ``train_schedule`` do not apply. ``ignore_index`` pixels are
     left out of validation and filled with the nearest label for the GAN steps
     (:func:`fill_ignored`); crops come only from positions with labelled pixels.
     ``train_class_weights`` (``inverse``/``median``, from the training masks) weights
@@ -100,6 +101,7 @@ def fit_pix2pix(gan, train_images, train_masks, val_images, val_masks, *, out_di
                                           ignore_index=ignore))
         for epoch in range(initial_epoch, epochs):
             t0 = time.perf_counter()
+            gan.set_rate_factor(gan.rate_factor(epoch, epochs))
             sums: dict = {}
             for _ in range(steps):
                 x, y = next(data)

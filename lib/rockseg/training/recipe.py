@@ -177,6 +177,9 @@ def validate_config(cfg: dict) -> None:
     ema = cfg.get("train_ema")
     if ema is not None and not (isinstance(ema, (int, float)) and 0 < ema < 1):
         raise RocksegError(f"train_ema must be a decay in (0, 1) or null, got {ema!r}")
+    bn = cfg.get("train_bn_momentum")
+    if bn is not None and not (isinstance(bn, (int, float)) and not isinstance(bn, bool) and 0 <= bn < 1):
+        raise RocksegError(f"train_bn_momentum must be in [0, 1) or null, got {bn!r}")
     minutes = cfg.get("train_max_minutes")
     if minutes is not None and not (isinstance(minutes, (int, float)) and minutes >= 0):
         raise RocksegError(f"train_max_minutes must be a number >= 0 (0 or null: no limit), got {minutes!r}")

@@ -72,20 +72,22 @@ def _split_arrays(data: SplitData) -> dict:
 
 
 def _load_data(dataset, images, masks, data_dir, n_classes, cfg, split=None, scaling=None, *,
-               class_map=None, split_options=None, ignore="auto", verbose=0):
+               class_map=None, split_options=None, ignore="auto", verbose=0, allow_leakage=False):
     if dataset is None and images is None:
         raise RocksegError("give dataset= or images= and masks=")
     log = (lambda text: print(text, file=sys.stderr, flush=True)) if verbose else None
     return load_split_data(dataset, images=images, masks=masks, data_dir=data_dir, n_classes=n_classes,
                            split=split, profile=cfg.get("name"), shape=cfg.get("synth_shape"),
                            scaling=scaling if scaling is not None else cfg.get("data_scaling", "auto"),
-                           class_map=class_map, split_options=split_options, ignore=ignore, log=log)
+                           class_map=class_map, split_options=split_options, ignore=ignore, log=log,
+                           allow_leakage=allow_leakage)
 
 
 def train_run(model_name: str | None = None, *, out, dataset: str | None = None, images=None, masks=None,
               data_dir=None, profile: str | None = None, seed: int = 0, resume: bool = False,
               overwrite: bool = False, model_options: dict | None = None, n_classes: int | None = None,
               class_map=None, split_options: dict | None = None, ignore="auto",
+              split: dict | None = None, allow_leakage: bool = False,
               verbose: int = 0, **overrides) -> dict:
     """Train a registry model and write its run folder ``out``; returns the run record.
 
@@ -96,7 +98,10 @@ def train_run(model_name: str | None = None, *, out, dataset: str | None = None,
     ``images``/``masks`` train on a user folder pair instead, decoded with ``class_map``
     (else inferred from the masks; ``ignore``: the "no label" value) and split by
     ``split_options`` (:func:`~rockseg.data.split_data.load_split_data`); with ``verbose``
-    the class map and the split are printed. ``overrides`` set any
+    the class map and the split are printed. ``split`` gives the train/val/test ids by hand
+    (registered datasets too; still checked for leaks, unless ``allow_leakage=True``, which
+    only measures what a leaky split reports and says so in ``dataset.split_info.leakage``
+    of the record). ``overrides`` set any
     profile key (``train_epochs=3``, ``train_lr=3e-4``, ...). ``resume=True`` continues
     the run in ``out`` with its stored settings (only ``train_epochs`` and
     ``train_max_minutes`` may change); ``overwrite=True`` replaces a previous run.
@@ -137,7 +142,7 @@ def train_run(model_name: str | None = None, *, out, dataset: str | None = None,
                           paths.get("images"), paths.get("masks"), data_dir, previous["data"]["n_classes"],
                           cfg, split=dsrec.get("split"), scaling=previous["data"].get("scaling"),
                           class_map=ClassMap.from_dict(stored_map) if stored_map and paths.get("images") else None,
-                          verbose=verbose)
+                          verbose=verbose, allow_leakage=bool((dsrec.get("split_info") or {}).get("leakage")))
     else:
         cfg = get_profile(profile, **overrides)
         model_name = model_name or cfg["train_model"]
@@ -151,8 +156,9 @@ def train_run(model_name: str | None = None, *, out, dataset: str | None = None,
             dataset = cfg["train_dataset"]
         if images is not None:
             cfg["data_paths"] = _data_paths(images, masks)
-        data = _load_data(dataset, images, masks, data_dir, n_classes, cfg, class_map=class_map,
-                          split_options=split_options, ignore=ignore, verbose=verbose)
+        data = _load_data(dataset, images, masks, data_dir, n_classes, cfg, split=split, class_map=class_map,
+                          split_options=split_options, ignore=ignore, verbose=verbose,
+                          allow_leakage=allow_leakage)
         planned = _plan(cfg, data, model_name, model_options, given_options, overrides, verbose)
     arrays = _split_arrays(data)
     # a cluster's collective ops are set up before any other TensorFlow work (GPU queries too)
@@ -171,6 +177,8 @@ def train_run(model_name: str | None = None, *, out, dataset: str | None = None,
         built = models.build_model(model_name, data.n_classes, (None, None, data.channels), **model_options)
         gan = built if isinstance(built, models.Pix2Pix) else None
         model = built if gan is None else gan.segmenter()
+        if cfg.get("train_bn_momentum") is not None:
+            models.set_bn_momentum(model, cfg["train_bn_momentum"])
     with precision_scope(precision["train"]):
         record, info = _train(write_dir, overwrite and chief, previous, gan, built, model, model_name, model_options,
                               cfg, seed, data, arrays, resume, verbose, precision, strategy, out, planned)

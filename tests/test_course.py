@@ -1,0 +1,151 @@
+"""The course notebooks keep their conventions; the tools that keep them work."""
+from __future__ import annotations
+
+import copy
+import json
+
+import pytest
+from rockseg.course import colab
+from rockseg.course import notebooks as nbs
+from rockseg.course.reproduce import record_time
+
+URL = "https://github.com/rockseg/rockseg"
+
+
+def test_the_repository_address_has_one_source():
+    assert nbs.repo_url() == URL
+    assert nbs.colab_url("00_quickstart.ipynb") == \
+        "https://colab.research.google.com/github/rockseg/rockseg/blob/main/notebooks/00_quickstart.ipynb"
+    cell = nbs.install_cell()
+    assert f'"{URL}"' in cell and "check=True" in cell and "check=False" not in cell
+
+
+def test_the_course_has_its_notebooks_in_order():
+    names = [p.name for p in nbs.notebook_paths()]
+    assert names == sorted(names) and len(set(n[:2] for n in names)) == len(names)
+    assert {"00_quickstart.ipynb", "01_data.ipynb", "02_preprocessing.ipynb"} <= set(names)
+
+
+@pytest.mark.parametrize("path", nbs.notebook_paths(), ids=lambda p: p.name)
+def test_every_notebook_keeps_the_conventions(path):
+    problems = nbs.check(path)
+    assert not problems, f"{path.name}: " + "; ".join(problems)
+
+
+def _good(tmp_path):
+    """A minimal notebook that keeps every convention (built from the first real one)."""
+    source = next(p for p in nbs.notebook_paths() if not nbs.check(p))
+    nb = nbs.read(source)
+    path = tmp_path / source.name
+    nbs.write(nb, path)
+    assert nbs.check(path) == []
+    return nb, path
+
+
+@pytest.mark.parametrize("breakage, message", [
+    (lambda nb: nb["cells"].insert(3, {"cell_type": "code", "metadata": {"tags": ["injected-parameters"]},
+                                       "source": 'profile = "cpu"\n', "outputs": [], "execution_count": None}),
+     "papermill"),
+    (lambda nb: nb["cells"][0].update(source=nb["cells"][0]["source"].replace("**Prerequisites**", "Prereq")
+                                      if isinstance(nb["cells"][0]["source"], str)
+                                      else "".join(nb["cells"][0]["source"]).replace("**Prerequisites**", "P")),
+     "header lacks **Prerequisites**"),
+    (lambda nb: nb["cells"][0].update(source="".join(nb["cells"][0]["source"]).replace("rockseg/rockseg", "x/y")),
+     "header lacks the badge"),
+    (lambda nb: [c for c in nb["cells"] if c["cell_type"] == "code"][0].update(source="print('hi')\n"),
+     "install cell"),
+    (lambda nb: [c for c in nb["cells"] if "parameters" in c["metadata"].get("tags", [])][0].update(
+        source='profile = "cpu"\ndataset = "auto"\nseed = 0\n'), "profile does not default to $ROCKSEG_PROFILE"),
+    (lambda nb: [c for c in nb["cells"] if c["cell_type"] == "code"][-1].update(
+        outputs=[{"output_type": "error", "ename": "ValueError", "evalue": "x", "traceback": []}]),
+     "error output"),
+    (lambda nb: [c.update(outputs=[]) for c in nb["cells"] if c["cell_type"] == "code"], "no committed outputs"),
+    (lambda nb: nb["cells"].pop(), "Exercises"),
+])
+def test_the_convention_check_catches_each_breakage(tmp_path, breakage, message):
+    nb, path = _good(tmp_path)
+    bad = copy.deepcopy(nb)
+    breakage(bad)
+    nbs.write(bad, path)
+    assert any(message in p for p in nbs.check(path)), nbs.check(path)
+
+
+def test_clean_removes_what_papermill_adds_and_keeps_outputs(tmp_path):
+    nb, _ = _good(tmp_path)
+    dirty = copy.deepcopy(nb)
+    dirty["metadata"]["papermill"] = {"parameters": {"profile": "cpu"}}
+    dirty["cells"].insert(3, {"cell_type": "code", "metadata": {"tags": ["injected-parameters"]},
+                              "source": 'profile = "cpu"\n', "outputs": [], "execution_count": 1})
+    for c in dirty["cells"]:
+        c["metadata"]["papermill"] = {"duration": 1.0}
+        c["metadata"]["execution"] = {"iopub.status.busy": "2026-12-04"}
+    assert nbs.clean(dirty) == nb
+
+
+def test_meta_rewrites_badge_install_cell_and_run_time(tmp_path):
+    nb, path = _good(tmp_path)
+    stale = copy.deepcopy(nb)
+    code = [c for c in stale["cells"] if c["cell_type"] == "code"]
+    code[0]["source"] = nbs.INSTALL_MARK + " (old)\nsubprocess.run(['git', 'clone', 'x'], check=False)\n"
+    nbs.write(stale, path)
+    times = {path.name: {"cpu": {"seconds": 312.0, "machine": "2 CPU cores"}, "smoke": {"seconds": 41.0}}}
+    assert nbs.update_meta(path, times=times) is True
+    head = "".join(nbs.read(path)["cells"][0]["source"])
+    assert "**Run time** (measured, 2 CPU cores): `cpu` profile 5 min, `smoke` profile 41 s." in head
+    assert nbs.check(path) == []
+    assert nbs.update_meta(path, times=times) is False  # idempotent
+
+
+def test_record_time_keeps_other_notebooks_and_profiles(tmp_path):
+    f = tmp_path / "times.json"
+    record_time("01_data.ipynb", "cpu", 100.04, f)
+    record_time("01_data.ipynb", "smoke", 20, f)
+    record_time("00_quickstart.ipynb", "cpu", 5, f)
+    got = json.loads(f.read_text())
+    assert list(got) == ["00_quickstart.ipynb", "01_data.ipynb"]
+    assert got["01_data.ipynb"]["cpu"]["seconds"] == 100.0 and got["01_data.ipynb"]["smoke"]["seconds"] == 20
+
+
+def test_colab_install_keeps_installed_packages_and_pins_the_rest(tmp_path):
+    (tmp_path / "requirements").mkdir()
+    (tmp_path / "requirements" / "constraints.txt").write_text(
+        "# pins\ntensorflow==2.19.0\ntf_keras==2.19.0\nsegmentation-models==1.0.1\nporespy==2.4.2\n")
+    lines, kept = colab.constraints_for(tmp_path, {"tensorflow": "2.18.1", "tf-keras": "2.18.0"})
+    assert lines == ["segmentation-models==1.0.1", "porespy==2.4.2"]
+    assert kept == ["tensorflow 2.18.1", "tf_keras 2.18.0"]
+    assert colab.main([str(tmp_path / "nowhere")]) == 2
+
+
+def test_results_gather_the_notebooks_run_records(tmp_path):
+    """A leaderboard and a report from run folders laid out as the notebooks write them."""
+    from rockseg import training as train
+    from rockseg.course.results import collect, write_results
+
+    runs = tmp_path / "runs"
+    for method in ("otsu", "rf"):
+        train.baseline_run(method, out=runs / "03_classical_baselines-smoke" / method, dataset="synthetic-sandstone",
+                           profile="smoke", options={"n_estimators": 5} if method == "rf" else None)
+    (runs / "scratch-smoke" / "x").mkdir(parents=True)  # not a notebook folder: ignored
+    recs = collect(runs, "smoke")
+    assert sorted(r["model"]["name"] for r in recs) == ["otsu", "rf"]
+    assert collect(runs, "cpu") == []
+    report = write_results(runs, tmp_path / "results", profile="smoke")
+    text = report.read_text()
+    rows = (tmp_path / "results" / "leaderboard_synthetic-sandstone.csv").read_text().splitlines()
+    assert len(rows) == 3 and rows[0].startswith("model,notebook,run")
+    best = max(recs, key=lambda r: r["metrics"]["test"]["miou"])
+    assert rows[1].startswith(best["model"]["name"])  # sorted by test mIoU
+    assert f"{best['metrics']['test']['miou']:.4f}" in text
+    assert (tmp_path / "results" / "leaderboard_synthetic-sandstone.png").stat().st_size > 10_000
+
+
+def test_generated_parts_are_current(tmp_path):
+    """README table, badges, install cells and run-time lines match their sources
+    (else: `make notebooks-meta`)."""
+    readme = tmp_path / "README.md"
+    readme.write_text((nbs.ROOT / "README.md").read_text())
+    assert nbs.update_readme(readme) is False, "README notebook table is stale: run `make notebooks-meta`"
+    for path in nbs.notebook_paths():
+        copy = tmp_path / path.name
+        copy.write_text(path.read_text())
+        assert nbs.update_meta(copy) is False, f"{path.name} is stale: run `make notebooks-meta`"
