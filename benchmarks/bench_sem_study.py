@@ -46,12 +46,15 @@ much slower machine reaches; a run it stops shows it in the table. With ImageNet
 available each pretrained regime adds about as much again as the scratch runs.
 Finished runs are kept and skipped; an unfinished one is resumed.
 
-Measured (2026-12-04, 2 cores shared with other runs): the eleven 256-px scratch runs of this
-budget took 96-397 s each (linknet-vgg16 1603 s, paused for 20 minutes), and **learned
-nothing useful**: every model stayed near the majority guess (test mIoU 0.08-0.27, mostly
-quartz everywhere, pore IoU near 0 although pore is the darkest phase). 240 crops per model
-is far too few from scratch; the budget must grow (fewer models at 256 px, more steps each)
-before this table means anything.
+Measured (2026-12-04, 2 cores): the first full run, with Keras' BatchNormalization momentum
+0.99, learned nothing useful: every model stayed near the majority guess (test mIoU 0.08-0.27)
+although its training accuracy rose to 0.83, because after 60 steps the moving statistics that
+inference uses were still 55 % their initial values (re-estimating them from 32 training crops
+lifted linknet-resnet18 from val mIoU 0.15 to 0.65 with the same weights). With momentum 0.9 the
+same budget gives test mIoU 0.57-0.74 (ResUNet best, 0.737; U-Net resnet18 0.715; pix2pix 0.54 in
+softmax and 0.30 in colour mode: 60 GAN steps are far too few for the GAN), and the whole study
+(13 runs at 256 px, 4 tile-size runs) took 27.8 minutes, the first 8 of them beside a niced
+package install.
 """
 from __future__ import annotations
 

@@ -49,7 +49,7 @@ def main(argv=None) -> int:
         print(f"--tensorflow {args.tensorflow} is the pinned version {pinned}; choose another", file=sys.stderr)
         return 2
     work = Path(args.work or tempfile.mkdtemp(prefix="rockseg-colab-"))
-    venv, src = work / "venv", work / "rockseg"
+    venv, src = work / "venv", work / "checkout"  # not "rockseg": the cwd would shadow the package
     py = venv / "bin" / "python"
     try:
         run([sys.executable, "-m", "venv", venv])

@@ -149,3 +149,40 @@ def test_generated_parts_are_current(tmp_path):
         copy = tmp_path / path.name
         copy.write_text(path.read_text())
         assert nbs.update_meta(copy) is False, f"{path.name} is stale: run `make notebooks-meta`"
+
+
+def _tiny_notebook(path, body):
+    import nbformat
+
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell('import os\nprofile = os.environ.get("ROCKSEG_PROFILE", "cpu")',
+                                          metadata={"tags": ["parameters"]}),
+                nbformat.v4.new_code_cell(body)]
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(nb, path)
+
+
+def test_reproduce_runs_in_order_cleans_records_and_never_overwrites_on_failure(tmp_path):
+    """Executed copies carry the profile and no papermill trace; a failing notebook stops the run
+    with its name and leaves its committed copy as it was."""
+    from rockseg.course.reproduce import reproduce
+    from rockseg.errors import RocksegError
+
+    folder = tmp_path / "notebooks"
+    folder.mkdir()
+    _tiny_notebook(folder / "00_first.ipynb", 'print("profile is", profile)')
+    _tiny_notebook(folder / "01_broken.ipynb", 'raise ValueError("boom")')
+    times = tmp_path / "times.json"
+    lines = []
+    got = reproduce("smoke", only=["00"], folder=folder, times_file=times, log=lines.append)
+    assert list(got) == ["00_first.ipynb"] and lines[0].startswith("[1/1] 00_first.ipynb")
+    nb = nbs.read(folder / "00_first.ipynb")
+    assert "profile is smoke" in "".join(nb["cells"][-1]["outputs"][0]["text"])
+    assert nbs.clean(json.loads(json.dumps(nb))) == nb  # nothing of papermill's left
+    assert json.loads(times.read_text())["00_first.ipynb"]["smoke"]["seconds"] > 0
+    before = (folder / "01_broken.ipynb").read_text()
+    with pytest.raises(RocksegError, match="01_broken.ipynb failed in profile smoke"):
+        reproduce("smoke", only=["01"], folder=folder, times_file=times, log=lines.append)
+    assert (folder / "01_broken.ipynb").read_text() == before
+    with pytest.raises(RocksegError, match="no notebook matches"):
+        reproduce("smoke", only=["07"], folder=folder, times_file=times)

@@ -139,3 +139,16 @@ def test_a_hand_made_split_of_a_volume_keeps_the_gap_unless_leakage_is_allowed(c
     honest = load_split_data("synthetic-sandstone", shape=shape)
     again = load_split_data("synthetic-sandstone", shape=shape, split=honest.split)  # the slab split passes
     assert "leakage" not in again.record()["split_info"] and again.split_info["gap"] == honest.split_info["gap"]
+
+
+def test_unrelated_difference_is_the_level_neighbours_rise_to():
+    """A smooth random volume: adjacent slices differ far less than unrelated ones, and
+    slices many correlation lengths apart come close to the unrelated level."""
+    from scipy import ndimage
+    from rockseg.data.splits import unrelated_difference
+
+    vol = ndimage.gaussian_filter(np.random.default_rng(0).random((80, 48, 48)), 3) * 1000
+    near = neighbour_similarity(vol, max_lag=30)
+    ref = unrelated_difference(vol)
+    assert near[0] < 0.3 * ref
+    assert 0.8 * ref < near[-1] < 1.2 * ref

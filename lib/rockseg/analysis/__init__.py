@@ -15,6 +15,7 @@ from rockseg.analysis.figures import (
     plot_grey_bin_labels,
     plot_histogram_comparison,
     plot_history,
+    plot_neighbour_similarity,
     plot_orthoslices,
     plot_per_class_iou,
     plot_prediction,
@@ -44,7 +45,7 @@ __all__ = [
     "COLOURBLIND", "DARCY_M2", "analyze", "class_palette", "colourize", "connected_porosity", "export_labels_tiff", "fraction_error",
     "fraction_profile", "fractions_with_uncertainty", "legend_handles", "overlay_rgb", "permeability",
     "phase_fractions", "physics_errors", "plot_class_by_grey", "plot_class_fractions", "plot_class_histograms", "plot_denoise_comparison",
-    "plot_fraction_profile", "plot_grey_bin_labels", "plot_histogram_comparison", "plot_history", "plot_orthoslices", "plot_per_class_iou", "plot_prediction",
+    "plot_fraction_profile", "plot_grey_bin_labels", "plot_histogram_comparison", "plot_history", "plot_neighbour_similarity", "plot_orthoslices", "plot_per_class_iou", "plot_prediction",
     "plot_registration", "plot_slices_with_masks", "plot_twin_comparison", "pore_network",
     "pore_size_distribution", "porosity", "rev_curve", "specific_surface_area", "sphere_pack"
 ]

@@ -116,6 +116,31 @@ def plot_history(runs: dict, title=None):
     return fig
 
 
+def plot_neighbour_similarity(curves: dict, references: dict | None = None, title=None):
+    """Mean absolute grey difference against the distance between slices, one panel per volume.
+
+    ``curves``: ``{label: (distances, values)}``; ``references``: ``{label: value}``, the level of
+    slices that share nothing (:func:`rockseg.data.splits.unrelated_difference`), drawn dashed.
+    The y axis starts at 0, so a small difference reads as small."""
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(curves), figsize=(5.5 * len(curves), 4), squeeze=False)
+    for ax, (label, (dist, vals)) in zip(axes[0], curves.items()):
+        ax.plot(dist, vals, "o-", label="slice z against z + distance")
+        ref = (references or {}).get(label)
+        if ref is not None:
+            ax.axhline(ref, ls="--", color="k", label="unrelated slices")
+        top = max([float(np.nanmax(vals))] + ([ref] if ref is not None else []))
+        ax.set_ylim(0, 1.1 * top)
+        ax.set(xlabel="distance between slices (voxels)", ylabel="mean |grey difference|", title=label)
+        ax.legend(fontsize=10, loc="lower right")
+        ax.grid(alpha=0.3)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
 def plot_per_class_iou(records: dict, subset: str = "test", ax=None, title=None):
     """Grouped bars of per-class IoU (and mIoU) for ``{label: run record}`` on one subset."""
     import matplotlib.pyplot as plt

@@ -39,8 +39,8 @@ def record_time(name: str, profile: str, seconds: float, path=None) -> None:
     tmp.replace(path)
 
 
-def _select(only) -> list[Path]:
-    paths = nbs.notebook_paths()
+def _select(only, folder=None) -> list[Path]:
+    paths = nbs.notebook_paths(folder)
     if not only:
         return paths
     chosen = [p for p in paths if any(p.name.startswith(o) or p.stem == o for o in only)]
@@ -51,17 +51,22 @@ def _select(only) -> list[Path]:
     return chosen
 
 
+def _say(line: str) -> None:
+    print(line, flush=True)
+
+
 def reproduce(profile: str = "cpu", *, only=None, out_dir=None, kernel: str = "python3",
-              log=print) -> dict:
+              log=_say, folder=None, times_file=None) -> dict:
     """Execute the notebooks (all, or those whose name starts with one of ``only``) in order.
 
     ``out_dir``: write the executed copies there instead of over the committed ones (their
-    times are still recorded, per profile). Returns ``{name: seconds}``; raises
+    times are still recorded, per profile). ``folder`` / ``times_file``: other notebooks and
+    another times file than the course's. Returns ``{name: seconds}``; raises
     ``RocksegError`` naming the notebook that failed, after recording the ones before it.
     """
     import papermill as pm
 
-    paths = _select(only)
+    paths = _select(only, folder)
     env = {"ROCKSEG_PROFILE": profile, "MPLBACKEND": "module://matplotlib_inline.backend_inline"}
     if os.environ.get("ROCKSEG_DATA_DIR"):  # the kernels run in notebooks/: a relative folder would move
         env["ROCKSEG_DATA_DIR"] = str(Path(os.environ["ROCKSEG_DATA_DIR"]).expanduser().resolve())
@@ -85,7 +90,7 @@ def reproduce(profile: str = "cpu", *, only=None, out_dir=None, kernel: str = "p
             nb = nbs.clean(nbs.read(tmp))
             nbs.write(nb, target)
             tmp.unlink()
-            record_time(path.name, profile, seconds)
+            record_time(path.name, profile, seconds, times_file)
             times[path.name] = seconds
             log(f"[{i}/{len(paths)}] {path.name}: {seconds / 60:.1f} min")
     finally:
@@ -96,7 +101,7 @@ def reproduce(profile: str = "cpu", *, only=None, out_dir=None, kernel: str = "p
                 os.environ[k] = v
     total = sum(times.values())
     log(f"{len(times)} notebook(s) in {total / 60:.1f} min (profile {profile})")
-    if out_dir is None:
+    if out_dir is None and folder is None:
         from rockseg.course.results import write_results
 
         log(f"report: {write_results(profile=profile)}")

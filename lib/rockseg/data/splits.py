@@ -15,7 +15,8 @@ import numpy as np
 
 from rockseg.errors import DataError
 
-__all__ = ["check_leakage", "correlation_length", "group_split", "min_distance", "neighbour_similarity", "random_split", "slab_split"]
+__all__ = ["check_leakage", "correlation_length", "group_split", "min_distance", "neighbour_similarity", "random_split", "slab_split",
+           "unrelated_difference"]
 
 DEFAULT_NAMES = ("train", "val", "test")
 
@@ -268,6 +269,20 @@ def neighbour_similarity(volume, max_lag: int = 10, *, axis: int = 0, metric: st
                 vals.append((a * b).sum() / den if den > 0 else np.nan)
         out[lag - 1] = np.nanmean(vals) if not np.all(np.isnan(vals)) else np.nan
     return out
+
+
+def unrelated_difference(volume, *, axis: int = 0, max_pairs: int = 64) -> float:
+    """Mean absolute grey difference between slices that share no structure: each slice against
+    another one rotated by 180° (same grey levels, different grains); the level that
+    :func:`neighbour_similarity` ("mad") reaches when slices stop looking alike."""
+    vol = np.moveaxis(np.asarray(volume), axis, 0)
+    n = vol.shape[0]
+    if n < 2:
+        raise DataError(f"need at least 2 slices, got shape {vol.shape}")
+    ks = np.unique(np.linspace(0, n - 1, min(max_pairs, n)).round().astype(int))
+    vals = [np.abs(vol[k].astype(np.float64) - np.rot90(vol[(k + n // 2) % n], 2).astype(np.float64)).mean()
+            for k in ks]
+    return float(np.mean(vals))
 
 
 def correlation_length(volume, *, axis: int = 0, threshold: float = 0.05, max_lag: int | None = None) -> dict:
