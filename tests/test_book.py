@@ -71,3 +71,17 @@ def test_staging_refuses_an_empty_course(tmp_path):
 
     with pytest.raises(RocksegError, match="no notebooks"):
         book.stage(tmp_path, paths=[])
+
+
+def test_staging_never_deletes_a_folder_it_did_not_write(tmp_path):
+    from rockseg.errors import OutputExistsError
+
+    mine = tmp_path / "src"
+    mine.mkdir()
+    (mine / "notes.md").write_text("mine")
+    with pytest.raises(OutputExistsError, match="not staged by rockseg.course.book"):
+        book.stage(tmp_path)
+    assert (mine / "notes.md").read_text() == "mine"
+    other = tmp_path / "b"
+    book.stage(other)
+    assert book.stage(other) == other / "src"  # its own staging is replaced

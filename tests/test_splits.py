@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from rockseg.errors import DataError
-from rockseg.data.splits import check_leakage, group_split, neighbour_similarity, slab_split
+from rockseg.data.splits import check_leakage, group_split, min_distance, neighbour_similarity, slab_split
 
 
 def test_slab_split_count_with_gap():
@@ -152,3 +152,16 @@ def test_unrelated_difference_is_the_level_neighbours_rise_to():
     ref = unrelated_difference(vol)
     assert near[0] < 0.3 * ref
     assert 0.8 * ref < near[-1] < 1.2 * ref
+
+
+def test_random_split_like_keeps_the_slices_and_sizes_and_leaks():
+    from rockseg.data.splits import random_split_like
+
+    slabs = {"train": list(range(0, 30)), "val": list(range(36, 42)), "test": list(range(48, 60))}
+    leaky = random_split_like(slabs, seed=0)
+    assert {k: len(v) for k, v in leaky.items()} == {"train": 30, "val": 6, "test": 12}
+    assert sorted(i for v in leaky.values() for i in v) == sorted(i for v in slabs.values() for i in v)
+    assert leaky == random_split_like(slabs, seed=0) and leaky != random_split_like(slabs, seed=1)
+    assert min_distance(slabs) == 19 and min_distance(leaky) == 1
+    with pytest.raises(ValueError, match="no slices"):
+        random_split_like({"train": []})

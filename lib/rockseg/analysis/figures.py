@@ -96,7 +96,8 @@ def plot_history(runs: dict, title=None):
 
     fig, (ax_loss, ax_val) = plt.subplots(1, 2, figsize=(12, 4))
     for label, run in runs.items():
-        rows = list(csv.DictReader(open(Path(run) / "history.csv")))
+        with open(Path(run) / "history.csv", newline="") as fh:
+            rows = list(csv.DictReader(fh))
         epochs = [int(r["epoch"]) + 1 for r in rows]
         loss_key = "loss" if "loss" in rows[0] else "gen_total"
         ax_loss.plot(epochs, [float(r[loss_key]) for r in rows], label=label)

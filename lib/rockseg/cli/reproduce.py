@@ -29,7 +29,13 @@ def run(args) -> int:
 
     from rockseg.course.reproduce import reproduce
 
+    from pathlib import Path
+
+    from rockseg.errors import DataError
+
     if args.data_dir:
+        if not Path(args.data_dir).is_dir():
+            raise DataError("--data-dir is not a folder", path=args.data_dir)
         os.environ["ROCKSEG_DATA_DIR"] = str(args.data_dir)
     reproduce(args.profile, only=args.only, out_dir=args.out_dir)
     return 0

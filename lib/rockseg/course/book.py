@@ -17,9 +17,11 @@ import sys
 from pathlib import Path
 
 from rockseg.course import notebooks as nbs
-from rockseg.errors import RocksegError
+from rockseg.errors import OutputExistsError, RocksegError
 
 __all__ = ["build", "stage"]
+
+MARK = "# written by rockseg.course.book"
 
 CONFIG = """# written by rockseg.course.book: edit the generator, not this file
 title: "rockseg: segmenting rock images, a course"
@@ -43,14 +45,19 @@ sphinx:
 
 
 def stage(out_dir, paths=None) -> Path:
-    """Write the book source to ``out_dir/src``; returns that folder."""
+    """Write the book source to ``out_dir/src``; returns that folder. A ``src`` folder that this
+    function did not write is refused (``OutputExistsError``), never deleted."""
     src = Path(out_dir) / "src"
-    if src.exists():
-        shutil.rmtree(src)
-    src.mkdir(parents=True)
     paths = nbs.notebook_paths() if paths is None else list(paths)
     if not paths:
         raise RocksegError("no notebooks to put in the book")
+    if src.exists():  # only a folder this function staged before is replaced
+        toc = src / "_toc.yml"
+        if not (toc.is_file() and toc.read_text().startswith(MARK)):
+            raise OutputExistsError(f"{src}: exists and was not staged by rockseg.course.book; "
+                                    "choose another OUT_DIR")
+        shutil.rmtree(src)
+    src.mkdir(parents=True)
     url = nbs.repo_url()
     (src / "_config.yml").write_text(CONFIG.format(url=url))
     table = nbs.readme_table(paths).replace("](notebooks/", "](").replace(".ipynb)", ")")
@@ -60,7 +67,7 @@ def stage(out_dir, paths=None) -> Path:
         "labelled from QEMSCAN maps and petrographic thin sections, and the `rockseg` library behind it. "
         "Every page shows the outputs of one real run of the notebook in the `cpu` profile.\n\n"
         f"{table}\n\nSource, issues and the command-line tool: <{url}>.\n")
-    toc = ["# written by rockseg.course.book", "format: jb-book", "root: index", "chapters:"]
+    toc = [MARK, "format: jb-book", "root: index", "chapters:"]
     for p in paths:
         shutil.copy2(p, src / p.name)
         toc.append(f"- file: {p.stem}")

@@ -43,12 +43,12 @@ def _select(only, folder=None) -> list[Path]:
     paths = nbs.notebook_paths(folder)
     if not only:
         return paths
-    chosen = [p for p in paths if any(p.name.startswith(o) or p.stem == o for o in only)]
-    unknown = [o for o in only if not any(p.name.startswith(o) or p.stem == o for p in paths)]
+    hits = {o: [p for p in paths if p.name.startswith(o)] for o in only}
+    unknown = [o for o, found in hits.items() if not found]
     if unknown:
         raise RocksegError(f"no notebook matches {unknown}; the notebooks are "
                            f"{', '.join(p.name for p in paths)}")
-    return chosen
+    return [p for p in paths if any(p in found for found in hits.values())]
 
 
 def _say(line: str) -> None:

@@ -82,9 +82,6 @@ def _markdown(rows: list[dict]) -> str:
 
 
 def _figure(dataset: str, records, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
     import matplotlib.pyplot as plt
 
     from rockseg.analysis.figures import plot_per_class_iou

@@ -22,7 +22,8 @@ from rockseg.data.normalize import Scaling, as_scaling, check_pairs, fit_scaling
 from rockseg.data.patches import PatchGrid, patch_positions, patchify, random_crops, unpatchify
 from rockseg.data.registry import fetch, get_spec, list_datasets
 from rockseg.data.split_data import SplitData, load_split_data
-from rockseg.data.splits import check_leakage, group_split, min_distance, neighbour_similarity, random_split, slab_split
+from rockseg.data.splits import (check_leakage, group_split, min_distance, neighbour_similarity, random_split,
+                                 random_split_like, slab_split)
 from rockseg.data.synth import synthetic_sandstone, synthetic_sem_qemscan, synthetic_thin_section
 from rockseg.data.volumes import create_output, open_volume
 
@@ -31,7 +32,7 @@ __all__ = [
     "check_pairs", "create_output", "decode_mask", "default_dataset_name", "resolve_dataset", "fetch", "find_pairs", "find_splits",
     "fit_scaling", "get_spec", "group_split", "list_datasets", "list_images", "list_slices", "load_dataset",
     "load_folder", "load_split_data", "min_distance", "natural_key", "neighbour_similarity", "open_volume",
-    "pair_folders", "patch_positions", "patchify", "prepare_arrays", "random_crops", "random_split",
+    "pair_folders", "patch_positions", "patchify", "prepare_arrays", "random_crops", "random_split", "random_split_like",
     "read_image", "read_json", "read_mask", "read_volume", "sample_footprint", "slab_split",
     "synthetic_sandstone", "synthetic_sem_qemscan", "synthetic_thin_section", "to_uint8", "unpatchify",
     "write_json", "write_tiff", "write_keras_segmentation",

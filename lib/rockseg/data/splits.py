@@ -15,7 +15,8 @@ import numpy as np
 
 from rockseg.errors import DataError
 
-__all__ = ["check_leakage", "correlation_length", "group_split", "min_distance", "neighbour_similarity", "random_split", "slab_split",
+__all__ = ["check_leakage", "correlation_length", "group_split", "min_distance", "neighbour_similarity", "random_split", "random_split_like",
+           "slab_split",
            "unrelated_difference"]
 
 DEFAULT_NAMES = ("train", "val", "test")
@@ -174,6 +175,20 @@ def random_split(n: int, fractions=(0.7, 0.15, 0.15), seed: int = 0) -> dict:
     for name, size in zip(named, sizes):
         out[name] = np.sort(order[start:start + size])
         start += size
+    return out
+
+
+def random_split_like(split: dict, seed: int = 0) -> dict:
+    """The *leaky* counterpart of ``split``: the same slices, shuffled into parts of the same
+    sizes (``{name: sorted ids}``), for measuring what a random split reports."""
+    pool = [i for part in split.values() for i in part]
+    if not pool:
+        raise ValueError("the split holds no slices")
+    order = np.random.default_rng(seed).permutation(len(pool))
+    out, start = {}, 0
+    for name, part in split.items():
+        out[name] = sorted(pool[k] for k in order[start:start + len(part)])
+        start += len(part)
     return out
 
 
