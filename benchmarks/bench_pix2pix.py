@@ -23,57 +23,17 @@ import sys
 import time
 from pathlib import Path
 
-# name -> (description, model options, profile overrides); options/overrides sit on top of BASE
-BASE_OPTIONS = {"gen_filters": 32, "disc_filters": 32}
-BASE_CONFIG = {"eval_tta": False, "train_max_minutes": None}
-VARIANTS = {
-    # colour mode: the original project's tanh colour image, decoded by nearest class colour
-    "c0": ("colour, L1 x100 (the table's row)", {"mode": "colour"}, {}),
-    "c1": ("colour, class-balanced L1 (median)", {"mode": "colour"}, {"train_class_weights": "median"}),
-    "c2": ("colour, class-balanced L1 (inverse)", {"mode": "colour"}, {"train_class_weights": "inverse"}),
-    "c3": ("c2 + label smoothing 0.1", {"mode": "colour", "label_smoothing": 0.1},
-           {"train_class_weights": "inverse"}),
-    "c4": ("c2 + 16 px discriminator patch (1 layer)", {"mode": "colour", "disc_layers": 1},
-           {"train_class_weights": "inverse"}),
-    "c5": ("c2 + generator width 16", {"mode": "colour", "gen_filters": 16}, {"train_class_weights": "inverse"}),
-    "c6": ("c2 + L1 x10 (10x stronger adversarial share)", {"mode": "colour", "lambda_l1": 10.0},
-           {"train_class_weights": "inverse"}),
-    "c7": ("c2 + discriminator rate / 4", {"mode": "colour", "disc_learning_rate": 5e-5},
-           {"train_class_weights": "inverse"}),
-    "c8": ("c2 + generator rate 1e-3", {"mode": "colour", "learning_rate": 1e-3, "disc_learning_rate": 2e-4},
-           {"train_class_weights": "inverse"}),
-    # softmax mode: the generator's softmax against the one-hot mask, cross-entropy + adversarial
-    "s0": ("softmax, CE x10 + adversarial", {"mode": "softmax"}, {}),
-    "s1": ("softmax, CE only (adversarial weight 0)", {"mode": "softmax", "lambda_adv": 0.0}, {}),
-    "s2": ("softmax, CE x1 + adversarial (10x stronger adversarial share)", {"mode": "softmax", "lambda_ce": 1.0},
-           {}),
-    "s3": ("softmax, CE x100 + adversarial", {"mode": "softmax", "lambda_ce": 100.0}, {}),
-    "s4": ("softmax, CE x10 + adversarial, generator rate 1e-3",
-           {"mode": "softmax", "learning_rate": 1e-3, "disc_learning_rate": 2e-4}, {}),
-    "s5": ("softmax, class-balanced CE (inverse) x10 + adversarial", {"mode": "softmax"},
-           {"train_class_weights": "inverse"}),
-    "s6": ("s5 + generator rate 1e-3", {"mode": "softmax", "learning_rate": 1e-3, "disc_learning_rate": 2e-4},
-           {"train_class_weights": "inverse"}),
-    "s7": ("s5, CE only (adversarial weight 0)", {"mode": "softmax", "lambda_adv": 0.0},
-           {"train_class_weights": "inverse"}),
-    "s8": ("s6 + generator width 16", {"mode": "softmax", "gen_filters": 16, "learning_rate": 1e-3,
-                                       "disc_learning_rate": 2e-4}, {"train_class_weights": "inverse"}),
-    "s9": ("s8 + no generator dropout", {"mode": "softmax", "gen_filters": 16, "learning_rate": 1e-3,
-                                         "disc_learning_rate": 2e-4, "dropout": 0.0},
-           {"train_class_weights": "inverse"}),
-    "c9": ("c2 + width 16, rate 1e-3, no dropout", {"mode": "colour", "gen_filters": 16, "learning_rate": 1e-3,
-                                                    "disc_learning_rate": 2e-4, "dropout": 0.0},
-           {"train_class_weights": "inverse"}),
-}
+# the variants (name -> (description, model options, profile overrides)) live in the library, where
+# notebook 08 reads them too
+from rockseg.training.experiments import PIX2PIX_VARIANTS as VARIANTS
+from rockseg.training.experiments import pix2pix_variant
 
 
 def train_variant(name: str, root: Path, data_dir, epochs: int, profile: str) -> None:
     from rockseg import training as train
 
-    _, options, overrides = VARIANTS[name]
-    cfg = {**BASE_CONFIG, "train_epochs": epochs, "train_restart_epochs": epochs, **overrides}
     train.train_run("pix2pix", out=root / name, dataset="sandstone-versa", data_dir=data_dir, profile=profile,
-                    model_options={**BASE_OPTIONS, **options}, overwrite=True, **cfg)
+                    overwrite=True, **pix2pix_variant(name, epochs))
 
 
 def train_final(mode: str, root: Path, data_dir, profile: str) -> None:

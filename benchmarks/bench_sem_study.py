@@ -63,6 +63,8 @@ import sys
 import time
 from pathlib import Path
 
+from rockseg.training.experiments import SEM_STUDY_BUDGET, SEM_STUDY_SPLIT, sem_study_settings
+
 ARCHS = {"unet": "sm_unet", "linknet": "sm_linknet"}
 BACKBONES = ("resnet18", "resnet34", "vgg16", "efficientnetb3", "inceptionv3")
 # name -> (registry model, model options without the regime)
@@ -79,11 +81,20 @@ def has_encoder(model: str) -> bool:
 REGIMES = ("scratch", "imagenet", "imagenet_frozen")
 CLASSES = ("pore", "quartz", "albite", "clays+accessories")
 SHORT = {"pore": "pore", "quartz": "quartz", "albite": "albite", "clays+accessories": "clay"}
-# the original SEM project's best 256-px row (tile-level split, a commercial dataset)
-ORIGINAL = {"pore": 0.65, "quartz": 0.64, "albite": 0.52, "clays+accessories": 0.47}
 
-FULL = {"shape": (1024, 1024), "epochs": 6, "steps": 10, "restart_epochs": 2, "val_every": 2,
-        "batch": {128: 16, 256: 4, 512: 1}, "max_minutes": 8.0, "models": list(MODELS)}
+
+def original_row() -> dict:
+    """The original SEM project's best 256-px row (tile-level split, a commercial dataset), per
+    class in CLASSES order, from the one place the originals' numbers are written
+    (``rockseg/course/originals.json``)."""
+    from rockseg.course.results import originals
+
+    reported = next(p for p in originals() if p["key"] == "sem_qemscan")["per_class_iou"]
+    return dict(zip(CLASSES, reported.values()))
+
+# the budget, the split by field and the recipe (train_run overrides) live in the library, where
+# notebook 09 reads them too
+FULL = {**SEM_STUDY_BUDGET, "models": list(MODELS)}
 SMOKE = {"shape": (512, 512), "epochs": 1, "steps": 2, "restart_epochs": 1, "val_every": 1,
          "batch": {128: 4, 256: 1, 512: 1}, "max_minutes": 2.0, "models": ["linknet-resnet18", "resunet"]}
 SIZES = (128, 256, 512)
@@ -100,24 +111,11 @@ def done(path: Path) -> bool:
 
 
 def weights_status(backbone: str) -> tuple[bool, str]:
-    """Whether the ImageNet encoder file for ``backbone`` can be had, without training:
-    a local file, else a download attempt (what Keras would do at build time)."""
-    from rockseg.models.backbones import (IMAGENET_FILES, build_encoder, find_encoder_weights,
-                                          is_download_failure, keras_weights_dir)
+    """Whether the ImageNet encoder file for ``backbone`` can be had, without training: a local
+    file, else a download attempt (what Keras would do at build time)."""
+    from rockseg.models.backbones import imagenet_weights_status
 
-    found = find_encoder_weights(backbone)
-    if found is not None:
-        return True, f"{found[1]}: {found[0]}"
-    cached = keras_weights_dir() / IMAGENET_FILES[backbone][0]
-    if cached.is_file():
-        return True, f"Keras cache: {cached}"
-    try:
-        build_encoder(backbone, weights="imagenet")
-    except Exception as exc:  # noqa: BLE001 - only download failures mean "unavailable"
-        if not is_download_failure(exc):
-            raise
-        return False, f"{IMAGENET_FILES[backbone][0]} not found and not downloadable ({str(exc)[:80]})"
-    return True, f"downloaded to {cached}"
+    return imagenet_weights_status(backbone, download=True)
 
 
 def study_data(root: Path, data_dir, settings: dict, log=print) -> tuple[Path, Path, object]:
@@ -165,20 +163,14 @@ def train_one(name: str, model: str, regime: str, size: int, data, cfg: dict, ro
     out = root / name
     resume = (out / "run.json").is_file()
     images, masks, class_map = data
-    overrides = {} if resume else {
-        "train_plan": "off", "train_patch_size": size, "eval_tile": size, "train_batch_size": cfg["batch"][size],
-        "train_loss": "dice_focal", "train_class_weights": "median", "train_optimizer": "adam", "train_lr": 1e-3,
-        "train_schedule": "cosine_restarts", "train_restart_epochs": cfg["restart_epochs"],
-        "train_steps_per_epoch": cfg["steps"], "train_val_every": cfg["val_every"], "train_patience": None,
-        "train_ema": None, "train_bn_momentum": 0.9, "eval_tta": False, "train_precision": "float32", "eval_precision": "float32"}
-    if registry_name == "pix2pix":  # the GAN keeps its recipe's weighting (inverse) and its own optimisers
-        overrides.pop("train_class_weights", None)
+    # a resumed run keeps its settings; only the epochs and the time cap may be given again
+    overrides = {"train_epochs": cfg["epochs"], "train_max_minutes": cfg["max_minutes"]} if resume else \
+        sem_study_settings(size, model=registry_name, budget=cfg)
     print(f"# {name}: {'resuming' if resume else 'training'} -> {out}", flush=True)
     t0 = time.perf_counter()
     train.train_run(registry_name, out=out, images=images, masks=masks, class_map=class_map,
                     split_options={"val": split["val"], "test": split["test"]}, profile="cpu",
-                    model_options=options, resume=resume, overwrite=not resume,
-                    train_epochs=cfg["epochs"], train_max_minutes=cfg["max_minutes"], **overrides)
+                    model_options=options, resume=resume, overwrite=not resume, **overrides)
     print(f"# {name}: done in {time.perf_counter() - t0:.0f} s", flush=True)
 
 
@@ -239,11 +231,12 @@ def size_table(root: Path, best: list, cfg: dict) -> str:
 def original_table(root: Path, best_name: str | None, where: str) -> str:
     from rockseg.evaluation import load_run
 
-    mean = sum(ORIGINAL.values()) / len(ORIGINAL)
+    original = original_row()
+    mean = sum(original.values()) / len(original)
     lines = ["| source | protocol | " + " | ".join(SHORT[c] for c in CLASSES) + " | mIoU |",
              "|---|---|" + "---|" * len(CLASSES) + "---|",
              "| original SEM project, best 256-px row | tile-level split (tiles of one field can sit in train "
-             "and test), a commercial SEM/QEMSCAN dataset | " + " | ".join(f"{ORIGINAL[c]:.2f}" for c in CLASSES)
+             "and test), a commercial SEM/QEMSCAN dataset | " + " | ".join(f"{original[c]:.2f}" for c in CLASSES)
              + f" | {mean:.2f} |"]
     if best_name and done(root / best_name):
         rec = load_run(root / best_name)
@@ -261,8 +254,8 @@ def main(argv=None) -> int:
                     help="an images/ + masks/ folder pair to use instead of the synthetic study set")
     ap.add_argument("--only", nargs="*", default=None, help=f"subset of {list(MODELS)}")
     ap.add_argument("--regimes", nargs="*", default=list(REGIMES), choices=REGIMES)
-    ap.add_argument("--val", nargs="*", default=["field_7"], help="validation field(s)")
-    ap.add_argument("--test", nargs="*", default=["field_8", "field_9"], help="test field(s)")
+    ap.add_argument("--val", nargs="*", default=list(SEM_STUDY_SPLIT["val"]), help="validation field(s)")
+    ap.add_argument("--test", nargs="*", default=list(SEM_STUDY_SPLIT["test"]), help="test field(s)")
     ap.add_argument("--smoke", action="store_true",
                     help="prove the pipeline: 512² fields, linknet-resnet18 and resunet, 1 epoch of 2 steps")
     args = ap.parse_args(argv)

@@ -192,3 +192,33 @@ def test_course_figures_show_what_they_claim(tmp_path):
     heights = [p.get_height() for p in fig.axes[0].patches]
     assert heights[0] == 0.9 and np.isnan(heights[1]) and heights[2] == 0.9
     plt.close(fig)
+
+
+def test_weak_label_figure_tables_each_bin_by_true_mineral():
+    from rockseg.analysis import plot_weak_labels
+
+    minerals = np.array([[0, 0, 1, 1], [0, 0, 1, 1]])
+    bins = np.array([[3, 3, 3, 5], [3, 3, 5, 5]])  # bin 3: 4 pore + 1 quartz; bin 5: quartz only
+    rgb = np.zeros((2, 4, 3), np.uint8)
+    fig = plot_weak_labels(rgb, minerals, bins, ["pore", "quartz"], [(0, 0, 255), (255, 255, 255)])
+    assert [t.get_text() for t in fig.axes[3].texts] == ["0.80", "0.20", "0.00", "1.00"]
+    with pytest.raises(ValueError, match="one shape"):
+        plot_weak_labels(rgb, minerals, bins[:, :3], ["pore", "quartz"], [(0, 0, 255), (255, 255, 255)])
+
+
+def test_physics_comparison_puts_each_segmentation_against_the_truth():
+    from rockseg.analysis import physics_comparison, physics_errors
+
+    truth = np.zeros((4, 4, 4), np.uint8)
+    truth[:, :2] = 1
+    pred = truth.copy()
+    pred[:, 2] = 1  # one more quarter of the volume called class 1
+    errors = {"z": physics_errors(pred, truth, 2, class_names=["pore", "grain"])}
+    perms = {"true labels": {"axes": {"z": {"permeability_mD": 100.0}, "x": {"permeability_mD": 0.0}}},
+             "z": {"axes": {"z": {"permeability_mD": 1000.0}, "x": {"permeability_mD": 5.0}}}}
+    out = physics_comparison(errors, perms)
+    assert out["fraction_error_points"]["z"] == pytest.approx({"pore": -25.0, "grain": 25.0})
+    assert out["permeability_log10_ratio"] == {"z": {"z": pytest.approx(1.0)}}  # x: no finite ratio
+    assert out["permeability_mD"]["true labels"]["z"] == 100.0
+    with pytest.raises(ValueError, match="no 'truth'"):
+        physics_comparison(errors, perms, truth="truth")

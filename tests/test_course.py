@@ -186,3 +186,40 @@ def test_reproduce_runs_in_order_cleans_records_and_never_overwrites_on_failure(
     assert (folder / "01_broken.ipynb").read_text() == before
     with pytest.raises(RocksegError, match="no notebook matches"):
         reproduce("smoke", only=["07"], folder=folder, times_file=times)
+
+
+def _fake(name, dataset, val, test, notebook="04_unet", run=None):
+    return {"model": {"name": name, "options": {}}, "notebook": notebook, "run_dir": f"/x/{run or name}",
+            "dataset": {"name": dataset, "split": {"train": [0, 1], "val": [2], "test": [3, 4]},
+                        "split_info": {"method": "registry"}},
+            "metrics": {"val": {"miou": val}, "test": {"miou": test, "per_class_iou": {"pore": test, "clay": test}}}}
+
+
+def test_the_originals_sit_beside_our_network_chosen_on_validation():
+    from rockseg.course.results import comparison, originals
+
+    projects = originals()
+    assert {p["key"] for p in projects} >= {"unet_256", "resnet34_unet", "attention_unet", "sem_qemscan"}
+    unet = next(p for p in projects if p["key"] == "unet_256")
+    assert unet["miou"] == 0.8798 and unet["per_class_iou"]["clay"] == 0.761 and "random" in unet["protocol"]
+    records = [_fake("unet", "sandstone-versa", 0.80, 0.95, run="lucky-on-test"),
+               _fake("unet", "sandstone-versa", 0.90, 0.85, run="best-on-val"),
+               _fake("rf", "sandstone-versa", 0.99, 0.99),  # a baseline is no network of the family
+               _fake("unet", "synthetic-sandstone", 0.99, 0.99, run="other-dataset")]
+    rows = {r["project"]: r for r in comparison(records, [unet, next(p for p in projects if p["key"] == "resnet34_unet")])}
+    ours = rows[unet["project"]]["ours"]
+    assert ours["run"] == "best-on-val" and ours["test_miou"] == 0.85 and ours["protocol"] == "registry split 2/1/2"
+    assert all(r["ours"] is None for k, r in rows.items() if k != unet["project"])  # no sm_unet run: says so
+
+
+def test_results_figures_check_their_input():
+    import numpy as np
+    from rockseg.analysis import plot_confusion, plot_iou_heatmap
+
+    with pytest.raises(ValueError, match="3×3"):
+        plot_confusion(np.ones((2, 2)), ["a", "b", "c"])
+    fig = plot_confusion([[8, 2], [0, 0]], ["a", "b"])
+    shown = [t.get_text() for t in fig.axes[0].texts]
+    assert shown == ["0.80", "0.20", "0.00", "0.00"]  # normalised per true class, an empty class stays 0
+    fig = plot_iou_heatmap([{"model": "m", "test_miou": 0.5, "test_iou_a": 0.25}], ["a", "b"])
+    assert [t.get_text() for t in fig.axes[0].texts] == ["0.250", "0.500"]  # b unscored: blank, not 0

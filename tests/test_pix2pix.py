@@ -263,3 +263,21 @@ def test_linear_rate_decay_follows_the_paper_schedule(toy):
     assert float(_tf.keras().backend.get_value(gan.disc_optimizer.learning_rate)) == pytest.approx(2e-4 * last)
     with pytest.raises(RocksegError, match="decay_from"):
         Pix2Pix(3, (32, 32, 1), decay_from=1.5, **SMALL)
+
+
+def test_full_resolution_skip_feeds_the_image_to_the_last_layer(tmp_path):
+    """full_res_skip: the output layer sees the input image itself (a 3x3 conv over the image and the
+    last decoder features), so changing one input pixel changes the output right there, at full
+    resolution; the option survives save and load."""
+    import numpy as np
+
+    plain = Pix2Pix(3, (32, 32, 1), mode="softmax", **SMALL)
+    net = Pix2Pix(3, (32, 32, 1), mode="softmax", full_res_skip=True, **SMALL)
+    assert "g_full_concat" in [l.name for l in net.generator.layers]
+    assert "g_full_concat" not in [l.name for l in plain.generator.layers]
+    out_conv = net.generator.get_layer("g_out_conv")
+    assert out_conv.kernel_size == (3, 3) and out_conv.input.shape[-1] == SMALL["gen_filters"] + 1
+    loaded = Pix2Pix.load(net.save(tmp_path / "p2p"))
+    x = np.random.default_rng(0).random((1, 32, 32, 1)).astype("float32")
+    np.testing.assert_allclose(loaded.generator(x, training=False), net.generator(x, training=False), atol=1e-6)
+    assert loaded.config["full_res_skip"] is True

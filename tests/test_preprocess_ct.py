@@ -170,3 +170,16 @@ def test_preprocess_does_not_import_tensorflow():
     code = ("import sys, rockseg.preprocess.ct, rockseg.preprocess.qemscan, rockseg.preprocess.thinsection; "
             "sys.exit(1 if 'tensorflow' in sys.modules else 0)")
     assert subprocess.run([sys.executable, "-c", code]).returncode == 0
+
+
+def test_class_texture_measures_what_a_filter_flattens():
+    rng = np.random.default_rng(0)
+    labels = np.zeros((64, 64), np.uint8)
+    labels[:, 32:] = 1
+    image = np.where(labels == 1, 0.5 + 0.2 * rng.standard_normal(labels.shape), 0.2)  # class 1 mottled, 0 flat
+    image[0, 0], image[-1, -1] = 0.0, 1.0  # fix the 0-1 scaling
+    raw = ct.class_texture(image, labels, 1)
+    assert ct.class_texture(image, labels, 0) < 0.05 < raw  # the flat class has (almost) none
+    assert ct.class_texture(ct.denoise(image, "median", size=5), labels, 1) < 0.8 * raw
+    with pytest.raises(DataError, match="class 2 has no pixels"):
+        ct.class_texture(image, labels, 2)

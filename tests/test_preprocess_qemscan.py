@@ -315,3 +315,16 @@ def test_plot_registration():
     assert [ax.get_title() for ax in fig.axes] == ["before registration (zoom)", "after registration (zoom)"]
     assert fig.axes[0].images[0].get_array().shape == (32, 32, 3)
     plt.close(fig)
+
+
+def test_label_residual_lights_up_a_misaligned_boundary():
+    from rockseg.preprocess.qemscan import label_residual
+
+    labels = np.zeros((32, 32), np.uint8)
+    labels[:, 16:] = 1
+    image = labels * 1.0
+    assert label_residual(image, labels).max() == 0  # aligned: the labels explain the image
+    shifted = np.zeros_like(labels)
+    shifted[:, 18:] = 1  # the boundary two pixels too far right
+    res = label_residual(image, shifted)
+    assert res[:, 16:18].min() > 0.5 and res[:, :16].max() < 0.2 and res[:, 18:].max() == 0

@@ -1,6 +1,8 @@
 """Figures shared by the notebooks. matplotlib is imported inside each function."""
 from __future__ import annotations
 
+import textwrap
+
 import numpy as np
 
 
@@ -57,33 +59,31 @@ def class_palette(colours, palette: str = "dataset") -> list:
     raise ValueError(f"palette must be 'dataset' or 'colourblind', got {palette!r}")
 
 
-def plot_prediction(image, truth, prediction, class_names, colours, *, title=None, ignore_index=255):
-    """Image, true labels, predicted labels and the wrong pixels, with a legend of class names."""
-    import matplotlib.pyplot as plt
-
+def _prediction_row(ax_row, image, truth, prediction, colours, names, ignore_index):
+    """Draw image, truth, prediction and wrong pixels on four axes; the last title gets the error share."""
     truth, prediction = np.asarray(truth), np.asarray(prediction)
     grey = np.asarray(image, dtype=np.float32)
     if grey.ndim == 3:
         grey = grey[..., :3].mean(-1) if grey.shape[-1] > 1 else grey[..., 0]
     labelled = truth != ignore_index
     wrong = (truth != prediction) & labelled
-    shown_truth = np.where(labelled, truth, 0)
-    fig, axes = plt.subplots(1, 4, figsize=(14, 4.2))
-    axes[0].imshow(grey, cmap="gray")
-    axes[1].imshow(colourize(shown_truth, colours))
-    axes[2].imshow(colourize(prediction, colours))
-    axes[3].imshow(grey, cmap="gray", alpha=0.5)
-    axes[3].imshow(np.ma.masked_where(~wrong, wrong), cmap="autumn", vmin=0, vmax=1)
-    acc = float((~wrong[labelled]).mean()) if labelled.any() else float("nan")
-    for ax, name in zip(axes, ("image", "true labels", "prediction", f"wrong pixels ({1 - acc:.1%})")):
+    ax_row[0].imshow(grey, cmap="gray")
+    shown_truth = colourize(np.where(labelled, truth, 0), colours)
+    shown_truth[~labelled] = 255  # unlabelled (ignore) pixels in white: no class, not counted
+    ax_row[1].imshow(shown_truth)
+    ax_row[2].imshow(colourize(prediction, colours))
+    ax_row[3].imshow(grey, cmap="gray", alpha=0.5)
+    ax_row[3].imshow(np.ma.masked_where(~wrong, wrong), cmap="autumn", vmin=0, vmax=1)
+    share = float(wrong[labelled].mean()) if labelled.any() else float("nan")
+    for ax, name in zip(ax_row, (*names[:3], f"{names[3]} ({share:.1%})")):
         ax.set_title(name, fontsize=12)
         ax.axis("off")
-    fig.legend(handles=legend_handles(class_names, colours), loc="lower center", ncol=len(class_names),
-               fontsize=11, frameon=False)
-    if title:
-        fig.suptitle(title, fontsize=13)
-    fig.tight_layout(rect=(0, 0.07, 1, 1))
-    return fig
+
+
+def plot_prediction(image, truth, prediction, class_names, colours, *, title=None, ignore_index=255):
+    """Image, true labels, predicted labels and the wrong pixels, with a legend of class names."""
+    return plot_gallery({"image": (image, truth, prediction)}, class_names, colours, ignore_index=ignore_index,
+                        title=title, names=("image", "true labels", "prediction", "wrong pixels"))
 
 
 def plot_history(runs: dict, title=None):
@@ -160,7 +160,7 @@ def plot_per_class_iou(records: dict, subset: str = "test", ax=None, title=None)
     ax.set_xticks(np.arange(len(classes)), classes)
     ax.set_ylim(0, 1.08)
     ax.set_ylabel(f"{subset} IoU")
-    ax.legend(loc="lower left", fontsize=10)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=10, frameon=False)
     if title:
         ax.set_title(title)
     return ax.figure
@@ -518,21 +518,239 @@ def plot_histogram_comparison(rgb, labels, prediction=None, *, palette=None, cla
 
 
 def plot_registration(sem, labels_before, labels_after, *, zoom=None, colour=(255, 255, 0)):
-    """SEM image with the QEMSCAN class boundaries overlaid before and after registration."""
+    """Registration, made visible. Top: the SEM image with the QEMSCAN class boundaries overlaid,
+    before and after. Bottom: ``|SEM − labels painted with their class mean grey|``
+    (:func:`~rockseg.preprocess.qemscan.label_residual`), where a misaligned boundary shows as a
+    bright double seam; titles give its mean over the image."""
     import matplotlib.pyplot as plt
 
-    from rockseg.preprocess.qemscan import boundary_band
+    from rockseg.preprocess.qemscan import boundary_band, label_residual
 
     sem = np.asarray(sem, dtype=np.float32)
     grey = (sem - sem.min()) / max(float(np.ptp(sem)), 1e-6)
     ys, xs = _zoom_window(sem.shape, zoom)
-    fig, axes = plt.subplots(1, 2, figsize=(10, 5))
-    for ax, lab, name in zip(axes, (labels_before, labels_after), ("before registration", "after registration")):
+    residuals = [label_residual(grey, np.asarray(lab)) for lab in (labels_before, labels_after)]
+    top = float(np.percentile(np.concatenate([r.ravel() for r in residuals]), 99.5)) or 1.0
+    fig, axes = plt.subplots(2, 2, figsize=(10, 10))
+    for col, (lab, res, name) in enumerate(zip((labels_before, labels_after), residuals,
+                                               ("before registration", "after registration"))):
         rgb = np.repeat(grey[..., None], 3, axis=2)
-        band = boundary_band(np.asarray(lab), 1)
-        rgb[band] = np.asarray(colour, dtype=np.float32) / 255.0
-        ax.imshow(rgb[ys, xs], interpolation="nearest")
-        ax.set_title(f"{name} (zoom)")
-        ax.axis("off")
+        rgb[boundary_band(np.asarray(lab), 1)] = np.asarray(colour, dtype=np.float32) / 255.0
+        axes[0, col].imshow(rgb[ys, xs], interpolation="nearest")
+        axes[0, col].set_title(f"{name}: boundaries (zoom)")
+        axes[1, col].imshow(res[ys, xs], cmap="magma", vmin=0, vmax=top, interpolation="nearest")
+        axes[1, col].set_title(f"|SEM − labels' grey|, mean {res.mean():.4f}")
+        for ax in axes[:, col]:
+            ax.axis("off")
     fig.tight_layout()
     return fig
+
+
+def plot_weak_labels(rgb, minerals, bins, mineral_names, mineral_colours, *, bin_names=None, palette=None):
+    """What grey-bin labels are, against the true minerals of a (synthetic) thin section: the image,
+    its minerals, its bins (each with a legend), and the bin × mineral table (share of each bin's
+    pixels per mineral; a pure bin would have a single 1 in its row)."""
+    import matplotlib.pyplot as plt
+    import seaborn as sns
+
+    minerals, bins = np.asarray(minerals), np.asarray(bins)
+    if minerals.shape != bins.shape:
+        raise ValueError(f"minerals {minerals.shape} and bins {bins.shape} must have one shape")
+    bin_values = [int(v) for v in np.unique(bins)]
+    bin_names = list(bin_names) if bin_names is not None else [f"bin {v}" for v in bin_values]
+    palette = COLOURBLIND[:len(bin_values)] if palette is None else palette
+    table = np.zeros((len(bin_values), len(mineral_names)))
+    for i, v in enumerate(bin_values):
+        table[i] = np.bincount(minerals[bins == v].ravel(), minlength=len(mineral_names))[:len(mineral_names)]
+    share = table / np.maximum(table.sum(axis=1, keepdims=True), 1)
+    fig = plt.figure(figsize=(16, 4.8))
+    grid = fig.add_gridspec(1, 4, width_ratios=(1, 1, 1, 1.25))
+    panels = [fig.add_subplot(grid[0, i]) for i in range(4)]
+    panels[0].imshow(np.asarray(rgb)[..., :3])
+    panels[0].set_title("thin section")
+    panels[1].imshow(colourize(minerals, mineral_colours))
+    panels[1].set_title("true minerals")
+    panels[1].legend(handles=legend_handles(mineral_names, mineral_colours), loc="upper center",
+                     bbox_to_anchor=(0.5, -0.02), ncol=2, fontsize=10, frameon=False)
+    panels[2].imshow(colourize(np.searchsorted(bin_values, bins), palette))
+    panels[2].set_title("grey-bin labels")
+    panels[2].legend(handles=legend_handles(bin_names, palette), loc="upper center",
+                     bbox_to_anchor=(0.5, -0.02), ncol=3, fontsize=10, frameon=False)
+    for ax in panels[:3]:
+        ax.axis("off")
+    sns.heatmap(share, ax=panels[3], annot=True, fmt=".2f", vmin=0, vmax=1, cmap="Greens", cbar=False,
+                xticklabels=mineral_names, yticklabels=bin_names, annot_kws={"fontsize": 10})
+    panels[3].set(xlabel="true mineral", ylabel="grey bin", title="share of each bin's pixels")
+    panels[3].tick_params(axis="x", rotation=30)
+    panels[3].tick_params(axis="y", rotation=0)
+    fig.tight_layout()
+    return fig
+
+
+def plot_iou_heatmap(rows: list, classes: list, *, title=None, ax=None):
+    """Models × classes heat map of test IoU (seaborn), with the mIoU as the last column.
+
+    ``rows``: dicts with ``"model"``, ``"test_miou"`` and ``"test_iou_<class>"`` (a leaderboard);
+    a class a row does not score is left blank."""
+    import matplotlib.pyplot as plt
+    import seaborn as sns
+
+    if not rows:
+        raise ValueError("no leaderboard rows to plot")
+    values = np.array([[np.nan if r.get(f"test_iou_{c}") is None else r[f"test_iou_{c}"] for c in classes]
+                       + [np.nan if r.get("test_miou") is None else r["test_miou"]] for r in rows], dtype=float)
+    if ax is None:
+        _, ax = plt.subplots(figsize=(2.5 + 1.3 * (len(classes) + 1), 2.2 + 0.45 * len(rows)))
+    sns.heatmap(values, ax=ax, annot=True, fmt=".3f", vmin=0, vmax=1, cmap="viridis", cbar_kws={"label": "IoU"},
+                xticklabels=[textwrap.fill(str(c), 14) for c in classes] + ["mIoU"],
+                yticklabels=[r["model"] for r in rows], annot_kws={"fontsize": 10})
+    ax.set_xlabel("test IoU")
+    ax.set_ylabel("")
+    ax.tick_params(axis="y", rotation=0)
+    ax.tick_params(axis="x", rotation=0)
+    if title:
+        ax.set_title(title)
+    ax.figure.tight_layout()
+    return ax.figure
+
+
+def plot_confusion(confusion, class_names, *, title=None, ax=None):
+    """Confusion matrix normalised per true class (rows sum to 1), counts behind it."""
+    import matplotlib.pyplot as plt
+    import seaborn as sns
+
+    cm = np.asarray(confusion, dtype=float)
+    if cm.ndim != 2 or cm.shape[0] != cm.shape[1] or cm.shape[0] != len(class_names):
+        raise ValueError(f"confusion must be {len(class_names)}×{len(class_names)}, got shape {cm.shape}")
+    share = cm / np.maximum(cm.sum(axis=1, keepdims=True), 1)
+    if ax is None:
+        _, ax = plt.subplots(figsize=(2 + 1.1 * len(class_names), 1.5 + 1.0 * len(class_names)))
+    sns.heatmap(share, ax=ax, annot=True, fmt=".2f", vmin=0, vmax=1, cmap="Blues", cbar=False,
+                xticklabels=class_names, yticklabels=class_names, annot_kws={"fontsize": 10})
+    ax.set(xlabel="predicted", ylabel="true")
+    ax.tick_params(axis="y", rotation=0)
+    if title:
+        ax.set_title(title)
+    ax.figure.tight_layout()
+    return ax.figure
+
+
+def plot_gallery(rows: dict, class_names, colours, *, ignore_index=255, title=None, names=None):
+    """One row per ``{label: (image, truth, prediction)}``: image, truth, prediction, errors (the
+    share of wrong labelled pixels in its title), one legend of class names. ``names``: the four
+    panel titles of every row (default: the row's label, then truth, prediction, errors)."""
+    import matplotlib.pyplot as plt
+
+    if not rows:
+        raise ValueError("no predictions to show")
+    height = 3.6 * len(rows) + 0.6
+    fig, axes = plt.subplots(len(rows), 4, figsize=(14, height), squeeze=False)
+    for ax_row, (label, (image, truth, pred)) in zip(axes, rows.items()):
+        _prediction_row(ax_row, image, truth, pred, colours, names or (label, "truth", "prediction", "errors"),
+                        ignore_index)
+    fig.legend(handles=legend_handles(class_names, colours), loc="lower center", ncol=len(class_names),
+               fontsize=11, frameon=False)
+    if title:
+        fig.suptitle(title, fontsize=13)
+    fig.tight_layout(rect=(0, 0.3 / height, 1, 1))
+    return fig
+
+
+def plot_error_bars(errors: dict, *, ylabel: str, title=None, ax=None, reference=0.0):
+    """Bars of signed errors, ``{label: {quantity: error}}``, grouped by quantity."""
+    import matplotlib.pyplot as plt
+
+    if not errors:
+        raise ValueError("no errors to plot")
+    quantities = list(dict.fromkeys(q for e in errors.values() for q in e))
+    if ax is None:
+        _, ax = plt.subplots(figsize=(1.5 + 1.4 * len(quantities) * max(1, len(errors) / 2), 3.8))
+    width = 0.8 / len(errors)
+    for i, (label, err) in enumerate(errors.items()):
+        vals = [err.get(q, np.nan) for q in quantities]
+        bars = ax.bar(np.arange(len(quantities)) + (i - (len(errors) - 1) / 2) * width, vals, width, label=label)
+        ax.bar_label(bars, fmt="%+.3g", fontsize=9, padding=1)
+    ax.axhline(reference, color="k", lw=0.8)
+    ax.set_xticks(np.arange(len(quantities)), quantities)
+    ax.set_ylabel(ylabel)
+    ax.legend(fontsize=10)
+    ax.grid(axis="y", alpha=0.3)
+    if title:
+        ax.set_title(title)
+    ax.figure.tight_layout()
+    return ax.figure
+
+
+def plot_attention_maps(image, maps, *, labels=None, colours=None, class_names=None, names=None,
+                        title=None, alpha=0.6, cmap="magma"):
+    """The image (with its labels, if given) and each attention gate's coefficients as a heat map
+    over it: one panel per gate, the map drawn as given (values 0..1, colour bar) on the image's
+    pixel grid. ``maps``: ``(H, W)`` arrays (:func:`rockseg.analysis.run_attention_maps`) or
+    coarser grids that divide the image evenly (each value then covers its block of pixels).
+    ``names``: panel titles (default ``gate 0 .. n-1``)."""
+    import matplotlib.pyplot as plt
+
+    grey = np.asarray(image, dtype=np.float32)
+    if grey.ndim == 3:
+        grey = grey[..., :3].mean(-1) if grey.shape[-1] > 1 else grey[..., 0]
+    h, w = grey.shape
+    maps = [np.asarray(m, dtype=np.float32) for m in maps]
+    if not maps:
+        raise ValueError("no attention maps to plot")
+    for i, m in enumerate(maps):
+        if m.ndim != 2 or h % m.shape[0] or w % m.shape[1] or h // m.shape[0] != w // m.shape[1]:
+            raise ValueError(f"map {i} of shape {m.shape} does not tile the {h}x{w} image evenly")
+    names = list(names) if names is not None else [f"gate {i}" for i in range(len(maps))]
+    first = 2 if labels is not None and colours is not None else 1
+    ncols = min(3, first + len(maps))
+    nrows = -(-(first + len(maps)) // ncols)
+    fig, grid = plt.subplots(nrows, ncols, figsize=(4.2 * ncols + 1.2, 4.2 * nrows + 0.4), squeeze=False,
+                             layout="constrained")
+    grid = list(grid.ravel())
+    for ax in grid[first + len(maps):]:
+        ax.remove()
+    axes = grid[:first + len(maps)]
+    axes[0].imshow(grey, cmap="gray")
+    axes[0].set_title("image")
+    if first == 2:
+        from rockseg.analysis.petrophysics import overlay_rgb
+
+        axes[1].imshow(overlay_rgb(grey, np.asarray(labels), colours, 0.5))
+        axes[1].set_title("labels")
+    extent = (-0.5, w - 0.5, h - 0.5, -0.5)  # the map covers the image exactly, whatever its grid
+    shown = None
+    for ax, m, name in zip(axes[first:], maps, names):
+        ax.imshow(grey, cmap="gray")
+        shown = ax.imshow(m, cmap=cmap, vmin=0.0, vmax=1.0, alpha=alpha, extent=extent, interpolation="nearest")
+        ax.set_title(f"{name}: mean {float(m.mean()):.2f}")
+    for ax in axes:
+        ax.set_axis_off()
+    fig.colorbar(shown, ax=axes, shrink=0.6, label="attention coefficient")
+    if class_names is not None and colours is not None:
+        fig.legend(handles=legend_handles(class_names, colours), loc="outside lower center", ncol=len(class_names),
+                   fontsize=11, frameon=False)
+    if title:
+        fig.suptitle(title)
+    return fig
+
+
+def plot_pore_size_distributions(distributions: dict, *, unit: str = "µm", ax=None, title=None):
+    """Pore-volume fraction per pore diameter, one step curve per ``{label: distribution}``
+    (:func:`rockseg.analysis.pore_size_distribution` results; each keeps its own bins), with
+    each curve's volume-weighted mean diameter marked by a dashed line."""
+    import matplotlib.pyplot as plt
+
+    if ax is None:
+        _, ax = plt.subplots(figsize=(7, 4))
+    for label, d in distributions.items():
+        edges, frac = np.asarray(d["bin_edges"], float), np.asarray(d["volume_fraction"], float)
+        if not len(frac):
+            continue
+        line, = ax.step(edges, np.r_[frac, frac[-1]], where="post", label=f"{label} (mean {d['mean_diameter']:.3g} {unit})")
+        ax.axvline(d["mean_diameter"], color=line.get_color(), ls="--", lw=1)
+    ax.set(xlabel=f"pore diameter ({unit}, local thickness)", ylabel="fraction of the pore volume",
+           title=title or "pore-size distribution")
+    ax.legend(fontsize=10)
+    ax.grid(alpha=0.3)
+    ax.figure.tight_layout()
+    return ax.figure

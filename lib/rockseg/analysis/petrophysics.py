@@ -345,3 +345,51 @@ def sphere_pack(shape, radius: float, spacing: int, offset=None):
         d2 = d2 + (g - c[idx]) ** 2
     labels[d2 <= radius ** 2] = 1
     return labels, int(math.prod(len(c) for c in centres))
+
+
+def cube_in_cylinder(shape, centre_yx, radius: float, side: int | None = None) -> tuple:
+    """Slices ``(z, y, x)`` of a cube every voxel of which lies inside a cylinder (axis along z).
+
+    The largest such cube (or one of ``side`` voxels, if that fits), centred on the cylinder
+    axis and in the middle of the volume's depth. For the synthetic twin: ``centre_yx`` and
+    ``radius`` are its ``meta["sample_centre_yx"]`` and ``meta["sample_radius_px"]``. Porosity,
+    pore sizes and permeability of a scanned core are measured on such a cube, so that the air
+    around the sample is not counted as pore.
+    """
+    Z, Y, X = (int(s) for s in shape[:3])
+    cy, cx = (float(c) for c in centre_yx)
+    s = min(side or Z, Z, Y, X)
+    while True:
+        if s < 1:
+            raise DataError(f"no cube fits inside a cylinder of radius {radius} in a volume of shape {tuple(shape)}")
+        y0, x0 = int(round(cy - (s - 1) / 2)), int(round(cx - (s - 1) / 2))
+        far = max(math.hypot(y - cy, x - cx) for y in (y0, y0 + s - 1) for x in (x0, x0 + s - 1))
+        if far <= radius - 0.5 and y0 >= 0 and x0 >= 0 and y0 + s <= Y and x0 + s <= X:
+            break
+        s -= 1
+    z0 = (Z - s) // 2
+    return (slice(z0, z0 + s), slice(y0, y0 + s), slice(x0, x0 + s))
+
+
+def physics_comparison(errors: dict, permeabilities: dict, *, truth: str = "true labels") -> dict:
+    """The errors of several segmentations of one volume, in a form to plot and keep as JSON.
+
+    ``errors``: ``{name: physics_errors(...)}``; ``permeabilities``: ``{name: permeability(...)}``,
+    including ``truth``. Returns ``fraction_error_points`` (``{name: {class: predicted − true, in
+    percentage points}}``), ``porosity`` and ``permeability_mD`` (``{name: {axis: k}}``, the truth
+    too) and ``permeability_log10_ratio`` (``{name: {axis: log10(k / k_true)}}``; an axis where either
+    k is 0 is left out: no finite ratio)."""
+    if truth not in permeabilities:
+        raise ValueError(f"the permeabilities hold no {truth!r} entry to compare with")
+    k = {name: {ax: float(r["permeability_mD"]) for ax, r in rep["axes"].items()}
+         for name, rep in permeabilities.items()}
+    ratio = {name: {ax: float(np.log10(v / k[truth][ax])) for ax, v in axes.items()
+                    if v > 0 and k[truth].get(ax, 0) > 0}
+             for name, axes in k.items() if name != truth}
+    return {
+        "fraction_error_points": {name: {c: 100.0 * float(v) for c, v in zip(e["class_names"], e["fraction_error"])}
+                                  for name, e in errors.items()},
+        "porosity": {name: e["porosity"] for name, e in errors.items()},
+        "permeability_mD": k,
+        "permeability_log10_ratio": ratio,
+    }

@@ -4,7 +4,7 @@ the one image scaling.
     from rockseg.data import load_dataset, load_folder, slab_split, read_volume
 """
 from rockseg.data.datasets import Dataset, default_dataset_name, load_dataset, load_folder, resolve_dataset
-from rockseg.data.folders import check_pair, find_pairs, find_splits, pair_folders, write_keras_segmentation
+from rockseg.data.folders import check_pair, find_pairs, find_splits, pair_folders, write_folder, write_keras_segmentation
 from rockseg.data.footprint import sample_footprint
 from rockseg.data.io import (
     atomic_path,
@@ -35,5 +35,5 @@ __all__ = [
     "pair_folders", "patch_positions", "patchify", "prepare_arrays", "random_crops", "random_split", "random_split_like",
     "read_image", "read_json", "read_mask", "read_volume", "sample_footprint", "slab_split",
     "synthetic_sandstone", "synthetic_sem_qemscan", "synthetic_thin_section", "to_uint8", "unpatchify",
-    "write_json", "write_tiff", "write_keras_segmentation",
+    "write_folder", "write_json", "write_tiff", "write_keras_segmentation",
 ]

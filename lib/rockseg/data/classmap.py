@@ -189,6 +189,40 @@ class ClassMap:
                             "give the colours with --mask-colours '#rrggbb=name' ...", path=path)
         return decode_mask(arr, values=mapping, path=path)
 
+    def encode(self, labels) -> np.ndarray:
+        """Class indices → a raw mask written the way this map reads it (the inverse of :meth:`decode`).
+
+        Index maps write the index, value maps each class's grey value (``uint8``, or ``uint16``
+        when a value exceeds 255), colour maps its RGB colour (``(H, W, 3)`` ``uint8``).
+        :data:`IGNORE` pixels get the map's first ignore value or colour; a label outside the
+        classes, or an unlabelled pixel when the map has no ignore entry (an index map writes
+        255), is a ``MaskError``.
+        """
+        lab = np.asarray(labels)
+        if lab.dtype.kind not in "uib":
+            raise MaskError(f"labels must be integer class indices, got dtype {lab.dtype}")
+        lab = lab.astype(np.int64)
+        unlabelled = lab == IGNORE
+        bad = ((lab < 0) | (lab >= self.n_classes)) & ~unlabelled
+        if bad.any():
+            raise MaskError(f"labels hold class {int(lab[bad].max())} but the class map has {self.n_classes} "
+                            f"classes ({', '.join(self.names)})")
+        if unlabelled.any() and not self.ignore and self.encoding != "index":
+            raise MaskError(f"labels hold unlabelled pixels ({IGNORE}) but this {self.encoding}-coded map has "
+                            "no ignore entry to write them as")
+        if self.encoding == "colours":
+            lut = np.zeros((IGNORE + 1, 3), np.uint8)
+            lut[:self.n_classes] = self.colours
+            if self.ignore:
+                lut[IGNORE] = self.ignore[0]
+            return lut[lab]
+        codes = list(self.values) if self.encoding == "values" else list(range(self.n_classes))
+        fill = self.ignore[0] if self.ignore else IGNORE
+        lut = np.zeros(IGNORE + 1, np.uint16 if max(codes + [fill]) > 255 else np.uint8)
+        lut[:self.n_classes] = codes
+        lut[IGNORE] = fill
+        return lut[lab]
+
 
 def _is_grey_rgb(arr) -> bool:
     return bool(np.array_equal(arr[..., 0], arr[..., 1]) and np.array_equal(arr[..., 0], arr[..., 2]))

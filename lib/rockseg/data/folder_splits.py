@@ -22,7 +22,8 @@ import numpy as np
 from rockseg.data.splits import check_leakage, correlation_length, group_split, slab_split
 from rockseg.errors import DataError
 
-__all__ = ["check_split", "describe_split", "group_keys", "plan_folder_split", "slice_numbers"]
+__all__ = ["check_split", "describe_split", "group_keys", "plan_folder_split", "slice_numbers", "stack_positions",
+           "drop_near_held_out"]
 
 _FIELD = re.compile(r"^(.*\d)[a-zA-Z]$")      # 2a, 2b, well3_12b -> 2, 2, well3_12
 _NUMBERED = re.compile(r"^(.*?)(\d+)(\D*)$")  # slice_0001, z12_mask...
@@ -86,6 +87,46 @@ def _looks_like_stack(images, order) -> bool:
         den = np.sqrt((a * a).sum() * (b * b).sum())
         rs.append((a * b).sum() / den if den > 0 else 0.0)
     return bool(np.median(rs) >= 0.5)
+
+
+def stack_positions(ids, images) -> dict | None:
+    """Where each image sits in a numbered slice stack, and how near is too near; ``None`` if the
+    ids are no such stack (:func:`slice_numbers`, and neighbours that look alike).
+
+    Returns ``{"positions": {id: slice number}, "correlation_length": L, "spacing": s,
+    "within": (L - 1) * s, "note": ...}``: slices closer than the correlation length
+    (:func:`~rockseg.data.splits.correlation_length`, ``L`` slices of spacing ``s``) still
+    correlate above its threshold, so a held-out slice within ``within`` of a training slice
+    is a near-copy of it. ``load_split_data`` refuses such a split when it was named by hand.
+    """
+    ids = list(ids)
+    nums = slice_numbers(ids)
+    if nums is None:
+        return None
+    order = np.argsort(nums, kind="stable")
+    if not _looks_like_stack(images, order):
+        return None
+    stack = np.stack([np.asarray(images[k]) for k in order])
+    grey = stack if stack.ndim == 3 else stack.mean(-1)
+    corr = correlation_length(grey, max_lag=max(1, min(len(ids) // 4, 64)))
+    spacing = float(np.median(np.diff(np.sort(nums))))
+    return {"positions": dict(zip(ids, nums.tolist())), "correlation_length": corr["length"],
+            "spacing": spacing, "within": (corr["length"] - 1) * spacing, "note": corr["note"]}
+
+
+def drop_near_held_out(split: dict, stack: dict) -> tuple[dict, list]:
+    """Leave out of training every slice within ``stack["within"]`` of a val/test slice (what a
+    slab split leaves as its gap); returns the new split and the ids left unused."""
+    pos = stack["positions"]
+    held = np.array([pos[i] for part in ("val", "test") for i in split.get(part, [])], float)
+    if not held.size or stack["within"] <= 0:
+        return split, []
+    near = [i for i in split["train"] if np.abs(held - pos[i]).min() <= stack["within"]]
+    kept = [i for i in split["train"] if i not in set(near)]
+    if not kept:
+        raise DataError(f"no training slice is more than {stack['within']:g} from every val/test slice "
+                        "(slices closer than the stack's correlation length are near-copies): hold out fewer slices")
+    return {**split, "train": kept}, near
 
 
 def _classes_in(masks, n_classes) -> list[set]:
@@ -284,6 +325,14 @@ def describe_split(split: dict, info: dict) -> str:
     if info.get("method") == "slabs":
         lines.append(f"  gap {info['gap']:g} slices between slabs (correlation length "
                      f"{info['correlation_length']:g}: {info['correlation_note']})")
+    if info.get("stack"):
+        st = info["stack"]
+        lines.append(f"  numbered slices of one stack (correlation length {st['correlation_length']:g} slices): "
+                     + (f"every val/test slice is more than {st['within']:g} from training" if st["within"] > 0
+                        else "neighbouring files already differ, so none is a near-copy of another"))
+        if st.get("unused"):
+            lines.append(f"  {len(st['unused'])} training slice(s) within {st['within']:g} of a val/test slice "
+                         f"left unused: {', '.join(map(str, st['unused'][:6]))}{' ...' if len(st['unused']) > 6 else ''}")
     if info.get("warning"):
         lines.append(f"  warning: {info['warning']}")
     return "\n".join(lines)

@@ -13,7 +13,7 @@ _PREPPED = re.compile(r"^images_prepped_(\w+)$")
 _IMAGE_DIRS = ("images", "image", "imgs")
 _MASK_DIRS = ("masks", "mask", "labels", "annotations")
 
-__all__ = ["pair_folders", "find_splits", "find_pairs", "check_pair", "write_keras_segmentation"]
+__all__ = ["pair_folders", "find_splits", "find_pairs", "check_pair", "write_folder", "write_keras_segmentation"]
 
 
 def pair_folders(image_dir, mask_dir) -> list[tuple[Path, Path]]:
@@ -149,3 +149,48 @@ def write_keras_segmentation(dataset, root, *, label_offset: int = 0, channels: 
     for path, data in encoded:
         write_bytes_atomic(path, data)
     return out
+
+
+def write_folder(root, images, masks, names, *, class_map=None, image_suffix: str = ".tif",
+                 mask_suffix: str = ".png", overwrite: bool = False) -> tuple[Path, Path]:
+    """Write image/mask pairs as a folder that ``rockseg train --images ROOT/images --masks
+    ROOT/masks`` (and :func:`~rockseg.data.datasets.load_folder`) reads.
+
+    ``images[k]`` goes to ``ROOT/images/<names[k]><image_suffix>`` as it is; ``masks[k]`` (class
+    indices, 255 = no label) to ``ROOT/masks/<names[k]><mask_suffix>``, written through
+    ``class_map.encode`` (:class:`~rockseg.data.classmap.ClassMap`: index, grey-coded or
+    RGB-coded masks; ``None``: the indices as they are). Suffixes are ``.tif``/``.tiff`` or
+    ``.png`` (lossless: a mask saved as JPEG holds values no class map knows). Every file is
+    encoded and checked before anything is written; an existing file is an
+    :class:`OutputExistsError` unless ``overwrite``. Returns ``(images folder, masks folder)``.
+    """
+    from rockseg.data.io import write_tiff
+
+    root = Path(root)
+    images, masks, names = list(images), list(masks), [str(n) for n in names]
+    if not len(images) == len(masks) == len(names):
+        raise DataError(f"{len(images)} images, {len(masks)} masks and {len(names)} names: give one of each per pair")
+    if len(set(names)) != len(names):
+        raise DataError("file names repeat: " + ", ".join(sorted({n for n in names if names.count(n) > 1})))
+    for suffix in (image_suffix, mask_suffix):
+        if suffix.lower() not in (".tif", ".tiff", ".png"):
+            raise DataError(f"cannot write {suffix!r} files: use .tif, .tiff or .png (lossless)")
+    jobs = []
+    for name, image, mask in zip(names, images, masks):
+        image = np.asarray(image)
+        raw = np.asarray(mask) if class_map is None else class_map.encode(mask)
+        check_pair(image, raw, name + image_suffix, name + mask_suffix)
+        jobs += [(root / "images" / f"{name}{image_suffix}", image), (root / "masks" / f"{name}{mask_suffix}", raw)]
+    existing = [p for p, _ in jobs if p.exists()]
+    if existing and not overwrite:
+        raise OutputExistsError(f"{len(existing)} file(s) already exist, e.g. {existing[0]}; nothing written "
+                                "(choose another folder, or overwrite=True)")
+    encoded = [(p, None if p.suffix.lower() != ".png" else png_bytes(np.ascontiguousarray(a), str(p)))
+               for p, a in jobs]  # every PNG encodes before anything is written
+    for (path, array), (_, data) in zip(jobs, encoded):
+        if data is None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            write_tiff(path, array, overwrite=True)
+        else:
+            write_bytes_atomic(path, data)
+    return root / "images", root / "masks"

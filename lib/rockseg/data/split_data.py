@@ -8,7 +8,8 @@ from pathlib import Path
 import numpy as np
 
 from rockseg.data.classmap import IGNORE, ClassMap
-from rockseg.data.folder_splits import check_split, describe_split, plan_folder_split
+from rockseg.data.folder_splits import (check_split, describe_split, drop_near_held_out, plan_folder_split,
+                                         stack_positions)
 from rockseg.data.normalize import Scaling, fit_scaling
 from rockseg.errors import DataError
 
@@ -118,7 +119,11 @@ def load_split_data(dataset: str | None = None, *, images=None, masks=None, data
     (keras-segmentation layout), else gets one from
     :func:`~rockseg.data.folder_splits.plan_folder_split` (``split_options``: ``val``,
     ``test``, ``val_fraction``, ``test_fraction``, ``group_by``, ``seed``); ``split``
-    gives explicit id lists instead. Every split is checked for leaks
+    gives explicit id lists instead. A folder of numbered slices of one stack
+    (:func:`~rockseg.data.folder_splits.stack_positions`) split by hand is checked against the
+    stack's correlation length: with ``val``/``test`` named the training slices nearer than it are
+    left unused (``split_info["stack"]["unused"]``), an explicit ``split`` or split folders that put
+    one there leak. Every split is checked for leaks
     (``DataError``; ``allow_leakage=True`` records the leak in ``split_info["leakage"]`` and
     only warns, to measure what a leaky split reports). ``class_map`` (a :class:`~rockseg.data.classmap.ClassMap` or a
     JSON path) decodes the masks, else the map is inferred; ``n_classes`` that
@@ -144,6 +149,14 @@ def load_split_data(dataset: str | None = None, *, images=None, masks=None, data
     if len(class_names) != nc:
         class_names = (class_names + [f"class {i}" for i in range(len(class_names), nc)])[:nc]
     the_split, info = _choose_split(ds, source, split, split_options)
+    stack = None
+    if source == "folder" and info.get("method") in ("named", "given", "folder"):  # a split made by hand
+        stack = stack_positions(ids, ds.images)
+        if stack is not None:
+            info["stack"] = {k: stack[k] for k in ("correlation_length", "spacing", "within", "note")}
+            if info["method"] == "named":  # training is "the rest": leave the near-copies out, as slabs do
+                the_split, unused = drop_near_held_out(the_split, stack)
+                info["stack"]["unused"] = unused
     index = {str(i): k for k, i in enumerate(ids)}
     parts = {}
     for part in ("train", "val", "test"):
@@ -156,7 +169,7 @@ def load_split_data(dataset: str | None = None, *, images=None, masks=None, data
         msks = [np.asarray(ds.masks[k]) for k in sel]
         _check_masks(msks, nc, str(where), the_split[part])
         parts[part] = (imgs, msks)
-    _check_leaks(the_split, info, ids, where, allow_leakage)
+    _check_leaks(the_split, info, ids, where, allow_leakage, stack)
     if log is not None:
         log(describe_split(the_split, info))
     first = parts["train"][0][0] if parts["train"][0] else np.zeros((1, 1))
@@ -172,8 +185,11 @@ def load_split_data(dataset: str | None = None, *, images=None, masks=None, data
                      class_map=getattr(ds, "class_map", None), split_info=info)
 
 
-def _check_leaks(split: dict, info: dict, ids, where, allow_leakage: bool = False) -> None:
-    """Every run: no image on two sides; for slices and volumes, none within the split's gap.
+def _check_leaks(split: dict, info: dict, ids, where, allow_leakage: bool = False, stack=None) -> None:
+    """Every run: no image on two sides; for slices and volumes, none within the split's gap;
+    for a hand-made split of a numbered slice stack (``stack``, from
+    :func:`~rockseg.data.folder_splits.stack_positions`), no held-out slice closer to a training
+    slice than the stack's correlation length.
 
     ``allow_leakage`` (to measure what a leaky split would report) records the leak in
     ``info["leakage"]`` and warns on stderr instead of refusing the split."""
@@ -183,6 +199,15 @@ def _check_leaks(split: dict, info: dict, ids, where, allow_leakage: bool = Fals
         gap = info.get("gap")
         if numeric and gap is not None and info.get("method") in ("registry", "given"):
             check_split(split, positions={i: int(i) for i in ids}, gap=int(gap))
+        if stack is not None and stack["within"] > 0:
+            try:
+                check_split(split, positions=stack["positions"], gap=stack["within"])
+            except DataError as err:
+                raise DataError(
+                    f"{err}: the files are numbered slices of one stack, and slices closer than its correlation "
+                    f"length ({stack['correlation_length']:g} slices: {stack['note']}) are near-copies, so every "
+                    f"val/test slice must lie more than {stack['within']:g} from the training slices; name slabs "
+                    "further apart, or give no --val/--test and rockseg splits the stack into slabs") from None
     except DataError as e:
         if not allow_leakage:
             raise DataError(f"{e} (the split must not leak; choose another --val/--test)", path=where) from None

@@ -22,11 +22,12 @@ from rockseg.evaluation.records import (
     write_run,
 )
 from rockseg.evaluation.rules import rule_scores
-from rockseg.evaluation.tables import find_runs, format_metrics, results_table
+from rockseg.evaluation.tables import find_runs, format_metrics, results_table, weights_used
 
 __all__ = [
     "RUN_FILE", "SCHEMA", "ConfusionAccumulator", "clear_run_dir", "confusion_matrix", "ensemble_run", "evaluate",
     "evaluate_labels", "evaluate_run", "find_runs", "format_metrics", "keras_label_predictor",
     "load_label_predictor", "load_prob_predictor", "load_run", "mean_iou", "now_iso", "package_versions",
-    "per_class_iou", "prepare_run_dir", "results_table", "rule_scores", "tune_weights", "write_run",
+    "per_class_iou", "prepare_run_dir", "results_table", "rule_scores", "tune_weights", "weights_used",
+    "write_run",
 ]

@@ -32,9 +32,9 @@ __all__ = [
     "write_run",
 ]
 SCHEMA = "rockseg.run/1"
-# what a run folder may hold; --overwrite removes only these
+# what a run folder may hold; --overwrite removes only these ("pix2pix": a GAN run's whole GAN)
 RUN_ARTIFACTS = ("run.json", "model.keras", "model.pkl", "history.csv",
-                 "logs", "checkpoints", "predictions")
+                 "logs", "checkpoints", "predictions", "pix2pix")
 # keys every finished run.json holds (checked by tests and by load_run(strict=True))
 REQUIRED_KEYS = ("schema", "status", "kind", "created", "model", "config", "seed", "dataset", "data",
                  "metrics", "timing", "versions")

@@ -7,7 +7,29 @@ from pathlib import Path
 from rockseg.errors import DataError
 from rockseg.evaluation.records import RUN_FILE, load_run
 
-__all__ = ["format_metrics", "results_table", "find_runs"]
+__all__ = ["format_metrics", "results_table", "find_runs", "weights_used"]
+
+
+def weights_used(record: dict) -> str:
+    """What a network's encoder started from, in a few words: the label a table should show.
+
+    ``record``: a run record (reads ``record["model"]["info"]``) or a model's ``rockseg_info``.
+    Returns ``"ImageNet"`` (the published file), ``"ImageNet, encoder frozen"``, ``"weights file"``
+    (another local .h5), ``"random init"`` (regime ``scratch``, or a model without a pretrained
+    encoder) or ``"random init (ImageNet weights unavailable)"``: a run that asked for an
+    ImageNet regime, could not get the weights (offline) and, with ``allow_fallback=True``,
+    trained from random initialisation. The requested regime stays in the options; this is
+    what actually happened, so a scratch result is never shown under the ImageNet label.
+    """
+    model = record.get("model") if isinstance(record.get("model"), dict) else None
+    info = (model.get("info") or {}) if model is not None else record
+    weights = str(info.get("weights") or "random")
+    if weights.startswith("random"):
+        return "random init (ImageNet weights unavailable)" if "unavailable" in weights else "random init"
+    if weights == "imagenet":
+        return "ImageNet, encoder frozen" if info.get("encoder_frozen") else "ImageNet"
+    return "weights file, encoder frozen" if info.get("encoder_frozen") else "weights file"
+
 
 # -------------------------------------------------------------------- tables
 def find_runs(paths) -> list[Path]:

@@ -16,8 +16,8 @@ from rockseg.data.io import read_json
 from rockseg.data.normalize import as_scaling
 from rockseg.errors import DataError
 
-__all__ = ["RUN_FILE", "Predictor", "as_predictor", "keras_predictor", "load_predictor", "read_run_record",
-           "size_multiple"]
+__all__ = ["RUN_FILE", "Predictor", "as_predictor", "keras_predictor", "load_generator_predictor", "load_predictor",
+           "read_run_record", "size_multiple"]
 
 RUN_FILE = "run.json"  # the record of a run folder (written by rockseg.evaluation.records)
 # the evaluation settings a run records in its config, and what prediction uses without them
@@ -186,16 +186,15 @@ def load_predictor(run_dir, precision: str | None = None) -> Predictor:
         raise DataError(f"run folder has no Keras model ({file}); only network runs predict volumes",
                         path=rd)
     scaling = as_scaling(data.get("scaling", data.get("normalization")))
-    import rockseg.models.registry  # noqa: F401  (registers the project's custom layers)
-    from rockseg._tf import keras
     from rockseg.models.precision import check_precision, resolve_precision, with_precision
+    from rockseg.models.saving import load_keras_model  # registers the project's custom layers
 
     if precision is None:  # the run's setting: "auto" resolves on this machine, as at evaluation
         precision = (record.get("config") or {}).get("eval_precision") or \
             (record.get("precision") or {}).get("eval") or "float32"
     check_precision(precision)
     try:
-        model = keras().models.load_model(str(mk), compile=False)
+        model = load_keras_model(mk)  # keras load_model, fast for big files (rockseg.models.saving)
     except Exception as exc:
         raise DataError(f"cannot load model: {exc}", path=mk) from exc
     model = with_precision(model, precision)
@@ -209,4 +208,30 @@ def load_predictor(run_dir, precision: str | None = None) -> Predictor:
                         f"channels={channels}", path=mk)
     pred.n_classes = n_classes
     pred.precision = resolve_precision(precision)
+    return pred
+
+
+def load_generator_predictor(run_dir) -> Predictor:
+    """The raw output of a pix2pix run's generator, before any decoding, as a :class:`Predictor`.
+
+    Colour mode: the tanh colour image ``(H, W, 3)`` in [-1, 1] that the generator paints
+    (:func:`rockseg.models.pix2pix.decode_colour_output` turns it into labels by the nearest
+    class colour); softmax mode: the class probabilities. The generator is the run's kept one
+    (best validation epoch, ``RUN_DIR/<gan_folder>``), with the run's input scaling and
+    evaluation settings: ``sliding_window_predict(image, predictor, tta=False)`` paints a
+    whole slice. The predictor also carries the GAN's ``mode`` and ``class_colours`` (the
+    colours the generator was taught to paint). A run that is not a GAN is a :class:`DataError`.
+    """
+    rd = Path(run_dir).expanduser()
+    record = read_run_record(rd)
+    folder = (record.get("model") or {}).get("gan_folder")
+    if record.get("kind") != "gan" or not folder:
+        raise DataError("not a pix2pix run: run.json names no gan_folder", path=rd)
+    from rockseg.models.pix2pix import Pix2Pix
+
+    gan = Pix2Pix.load(rd / folder)
+    data = record["data"]
+    pred = keras_predictor(gan.generator, scaling=as_scaling(data.get("scaling", data.get("normalization"))),
+                           name=f"{rd.name} generator", run_dir=rd, eval_settings=_eval_settings(record))
+    pred.mode, pred.class_colours = gan.mode, np.asarray(gan.class_colours, dtype=np.uint8)
     return pred

@@ -262,6 +262,30 @@ def build_encoder(backbone: str, weights=None):
     return get(check_backbone(backbone), input_shape=(None, None, 3), weights=weights, include_top=False)
 
 
+def imagenet_weights_status(backbone: str, *, download: bool = True) -> tuple[bool, str]:
+    """Whether the ImageNet encoder file of ``backbone`` can be had, without training anything:
+    ``$ROCKSEG_WEIGHTS_DIR``, then the Keras cache, then (with ``download``) the download Keras
+    would try at build time. Returns ``(available, where it is or why not)``; only a failed
+    download means unavailable (any other error is raised). ``download=False`` never touches
+    the network: "not found" then means unavailable offline, not that a download would fail."""
+    found = find_encoder_weights(backbone)
+    if found is not None:
+        return True, f"{found[1]}: {found[0]}"
+    name = IMAGENET_FILES[check_backbone(backbone)][0]
+    cached = keras_weights_dir() / name
+    if cached.is_file():
+        return True, f"Keras cache: {cached}"
+    if not download:
+        return False, f"{name} is neither in $ROCKSEG_WEIGHTS_DIR nor in the Keras cache (no download tried)"
+    try:
+        build_encoder(backbone, weights="imagenet")
+    except Exception as exc:  # noqa: BLE001 - only download failures mean "unavailable"
+        if not is_download_failure(exc):
+            raise
+        return False, f"{name} not found and not downloadable ({str(exc)[:80]})"
+    return True, f"downloaded to {cached}"
+
+
 def _encoder_layers(model):
     """The pretrained-encoder layers of a rockseg model (sm backbone or VGG16 encoder)."""
     found = []

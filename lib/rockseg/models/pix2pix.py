@@ -108,13 +108,19 @@ def _init():
 
 
 def build_generator(input_shape, out_channels, activation, *, depth=6, base_filters=64, max_filters=512,
-                    dropout=0.5, pad_mode="constant") -> keras.Model:
-    """pix2pix U-Net generator: 4x4 stride-2 conv encoder, transpose-conv decoder with skips."""
+                    dropout=0.5, pad_mode="constant", full_res_skip=False) -> keras.Model:
+    """pix2pix U-Net generator: 4x4 stride-2 conv encoder, transpose-conv decoder with skips.
+
+    The paper's generator has no skip at full resolution (its first layer already halves the
+    image); ``full_res_skip`` adds one: the last up-sampling gives ``base_filters`` features,
+    concatenated with the input image, and a 3x3 convolution makes the output from both.
+    """
 
     def filters(i):
         return min(base_filters * 2 ** i, max_filters)
 
     def body(x):
+        image = x
         skips = []
         for i in range(depth):
             x = layers.Conv2D(filters(i), 4, strides=2, padding="same", use_bias=False,
@@ -131,8 +137,16 @@ def build_generator(input_shape, out_channels, activation, *, depth=6, base_filt
                 x = layers.Dropout(dropout, name=f"g_up{i}_drop")(x)
             x = layers.Activation("relu", name=f"g_up{i}_relu")(x)
             x = layers.Concatenate(name=f"g_up{i}_concat")([x, skips[i]])
-        x = layers.Conv2DTranspose(out_channels, 4, strides=2, padding="same", kernel_initializer=_init(),
-                                   name="g_out_conv")(x)
+        if full_res_skip:
+            x = layers.Conv2DTranspose(base_filters, 4, strides=2, padding="same", use_bias=False,
+                                       kernel_initializer=_init(), name="g_full_conv")(x)
+            x = layers.BatchNormalization(momentum=BN_MOMENTUM, name="g_full_bn")(x)
+            x = layers.Activation("relu", name="g_full_relu")(x)
+            x = layers.Concatenate(name="g_full_concat")([x, image])
+            x = layers.Conv2D(out_channels, 3, padding="same", kernel_initializer=_init(), name="g_out_conv")(x)
+        else:
+            x = layers.Conv2DTranspose(out_channels, 4, strides=2, padding="same", kernel_initializer=_init(),
+                                       name="g_out_conv")(x)
         return layers.Activation(activation, dtype="float32", name=f"g_{activation}")(x)
 
     return wrap_padded(input_shape, 2 ** depth, body, pad_mode=pad_mode, name="pix2pix_generator")
@@ -182,7 +196,7 @@ class Pix2Pix:
                  dropout: float = 0.5, learning_rate: float = 2e-4, beta_1: float = 0.5,
                  pad_mode: str = "constant", lambda_adv: float = 1.0, recon_weights=None,
                  label_smoothing: float = 0.0, disc_learning_rate: float | None = None,
-                 decay_from: float | None = None):
+                 decay_from: float | None = None, full_res_skip: bool = False):
         self.config = dict(n_classes=int(n_classes), input_shape=[None if s is None else int(s) for s in input_shape],
                            mode=mode, class_colours=None, lambda_l1=float(lambda_l1),
                            lambda_ce=float(lambda_ce), gen_depth=int(gen_depth), gen_filters=int(gen_filters),
@@ -191,7 +205,8 @@ class Pix2Pix:
                            lambda_adv=float(lambda_adv), recon_weights=None,
                            label_smoothing=float(label_smoothing),
                            disc_learning_rate=None if disc_learning_rate is None else float(disc_learning_rate),
-                           decay_from=None if decay_from is None else float(decay_from))
+                           decay_from=None if decay_from is None else float(decay_from),
+                           full_res_skip=bool(full_res_skip))
         if decay_from is not None and not 0.0 <= decay_from < 1.0:
             raise RocksegError(f"decay_from must be in [0, 1) or None, got {decay_from}")
         if mode not in MODES:
@@ -230,7 +245,8 @@ class Pix2Pix:
         c = self.config
         self.generator = build_generator(
             c["input_shape"], self.target_channels, "tanh" if self.mode == "colour" else "softmax",
-            depth=c["gen_depth"], base_filters=c["gen_filters"], dropout=c["dropout"], pad_mode=c["pad_mode"])
+            depth=c["gen_depth"], base_filters=c["gen_filters"], dropout=c["dropout"], pad_mode=c["pad_mode"],
+            full_res_skip=c.get("full_res_skip", False))
         self.discriminator = build_discriminator(c["input_shape"], self.target_channels,
                                                  base_filters=c["disc_filters"], n_layers=c["disc_layers"])
 

@@ -24,6 +24,7 @@ from rockseg.data.normalize import Scaling
 from rockseg.errors import DataError
 
 __all__ = [
+    "class_texture",
     "normalize_ct",
     "denoise",
     "DENOISE_METHODS",
@@ -233,6 +234,26 @@ def histogram_overlap(image, labels, class_a: int, class_b: int, *, bins: int = 
     if hists[class_a].sum() == 0 or hists[class_b].sum() == 0:
         raise DataError(f"class {class_a if hists[class_a].sum() == 0 else class_b} has no pixels")
     return float(np.minimum(hists[class_a], hists[class_b]).sum())
+
+
+def class_texture(image, labels, class_index: int, *, size: int = 5, mask=None) -> float:
+    """Texture of one class: the mean local grey standard deviation (``size``² window, grey levels
+    scaled to 0–1) over the class's pixels. Denoising lowers it; a filter that flattens a class the
+    eye recognises by its texture (clay on micro-CT) lowers it most."""
+    img = np.asarray(image, dtype=np.float64)
+    lab = np.asarray(labels)
+    if img.shape != lab.shape:
+        raise DataError(f"image {img.shape} and labels {lab.shape} must have one shape")
+    lo, hi = float(img.min()), float(img.max())
+    img = (img - lo) / (hi - lo) if hi > lo else np.zeros_like(img)
+    mean = ndi.uniform_filter(img, size)
+    std = np.sqrt(np.maximum(ndi.uniform_filter(img * img, size) - mean * mean, 0.0))
+    sel = lab == class_index
+    if mask is not None:
+        sel &= np.asarray(mask, dtype=bool)
+    if not sel.any():
+        raise DataError(f"class {class_index} has no pixels")
+    return float(std[sel].mean())
 
 
 def _largest_filled_component(fg: np.ndarray) -> np.ndarray:

@@ -113,7 +113,6 @@ def train_run(model_name: str | None = None, *, out, dataset: str | None = None,
     """
     from rockseg._tf import set_seed
     from rockseg.config import apply_model_recipe, get_profile
-    from rockseg.models import registry as models
 
     out = Path(out)
     chief = is_chief()
@@ -160,6 +159,8 @@ def train_run(model_name: str | None = None, *, out, dataset: str | None = None,
                           split_options=split_options, ignore=ignore, verbose=verbose,
                           allow_leakage=allow_leakage)
         planned = _plan(cfg, data, model_name, model_options, given_options, overrides, verbose)
+    from rockseg.models import registry as models  # TensorFlow: only once the data are read and checked
+
     arrays = _split_arrays(data)
     # a cluster's collective ops are set up before any other TensorFlow work (GPU queries too)
     strategy = make_strategy()

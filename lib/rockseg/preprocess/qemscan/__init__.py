@@ -32,6 +32,7 @@ from rockseg.preprocess.qemscan.merge import EXAMPLE_MERGE_TABLE, EXAMPLE_MINERA
 from rockseg.preprocess.qemscan.register import (
     RegistrationResult,
     apply_shift,
+    label_residual,
     register_qemscan,
     render_labels,
     upsample_labels,
@@ -56,6 +57,7 @@ __all__ = [
     "EXAMPLE_MINERALS_23",
     "EXAMPLE_MERGE_TABLE",
     "RegistrationError",
+    "label_residual",
     "RegistrationResult",
     "upsample_labels",
     "render_labels",

@@ -86,6 +86,19 @@ def render_labels(labels, means, *, unknown_index: int = UNKNOWN, fill: float | 
     return out
 
 
+def label_residual(image, labels, *, unknown_index: int = UNKNOWN) -> np.ndarray:
+    """``|image − rendering|``: the label map painted with each class's mean grey in ``image``,
+    subtracted from it. Misaligned boundaries light up as bright seams; unknown pixels are 0."""
+    img = np.asarray(image, dtype=np.float64)
+    lab = np.asarray(labels)
+    if img.shape != lab.shape:
+        raise ValueError(f"image {img.shape} and labels {lab.shape} must have one shape")
+    means, fill = _class_means(img, lab, unknown_index)
+    out = np.abs(img - render_labels(lab, means, unknown_index=unknown_index, fill=fill))
+    out[lab == unknown_index] = 0.0
+    return out
+
+
 def warp_labels(labels, *, shift=(0.0, 0.0), rotation: float = 0.0, scale: float = 1.0, fill: int = UNKNOWN) -> np.ndarray:
     """Rotate (degrees counter-clockwise) and scale about the centre, then shift, with nearest neighbour.
 
