@@ -31,3 +31,21 @@ def rng():
     import numpy as np
 
     return np.random.default_rng(0)
+
+
+@pytest.fixture
+def offline(monkeypatch, tmp_path):
+    """Every ImageNet download fails, as on a machine without internet; empty Keras cache."""
+    pytest.importorskip("tensorflow")
+    from tf_keras.src.utils import data_utils
+
+    from rockseg import _tf
+    from rockseg.config import WEIGHTS_DIR_ENV
+
+    def fail(fname, origin=None, *args, **kwargs):
+        raise Exception(f"URL fetch failure on {origin}: None -- [Errno -2] Name or service not known")
+
+    monkeypatch.setattr(_tf.sm()._KERAS_UTILS, "get_file", fail)
+    monkeypatch.setattr(data_utils, "get_file", fail)
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras_home"))
+    monkeypatch.delenv(WEIGHTS_DIR_ENV, raising=False)

@@ -33,21 +33,9 @@ def test_models_without_an_encoder_are_random_init():
     assert weights_used({"model": {"name": "otsu"}}) == "random init"  # baselines record no info
 
 
-def test_an_offline_fallback_build_is_never_labelled_imagenet(monkeypatch, tmp_path):
-    pytest.importorskip("tensorflow")
-    from tf_keras.src.utils import data_utils
-
-    from rockseg import _tf
-    from rockseg.config import WEIGHTS_DIR_ENV
+def test_an_offline_fallback_build_is_never_labelled_imagenet(offline):
     from rockseg.models import build_model
 
-    def fail(fname, origin=None, *args, **kwargs):
-        raise Exception(f"URL fetch failure on {origin}: None -- [Errno -2] Name or service not known")
-
-    monkeypatch.setattr(_tf.sm()._KERAS_UTILS, "get_file", fail)
-    monkeypatch.setattr(data_utils, "get_file", fail)
-    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras_home"))
-    monkeypatch.delenv(WEIGHTS_DIR_ENV, raising=False)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         net = build_model("sm_linknet", 4, (None, None, 1), backbone="resnet18", regime="imagenet_frozen",

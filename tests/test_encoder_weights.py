@@ -21,20 +21,6 @@ keras = _tf.keras()
 VGG_FILE = "vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5"
 
 
-@pytest.fixture
-def offline(monkeypatch, tmp_path):
-    """Every ImageNet download fails, as on a machine without internet; empty Keras cache."""
-    from tf_keras.src.utils import data_utils
-
-    def fail(fname, origin=None, *args, **kwargs):
-        raise Exception(f"URL fetch failure on {origin}: None -- [Errno -2] Name or service not known")
-
-    monkeypatch.setattr(_tf.sm()._KERAS_UTILS, "get_file", fail)
-    monkeypatch.setattr(data_utils, "get_file", fail)
-    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras_home"))
-    monkeypatch.delenv(WEIGHTS_DIR_ENV, raising=False)
-
-
 def _saved_encoder(path, backbone="resnet18", seed=1):
     """A randomly initialised RGB encoder saved in the Keras 'no top' layout; returns its layers' weights."""
     _tf.set_seed(seed)

@@ -30,7 +30,7 @@ ORIGINALS = Path(__file__).with_name("originals.json")
 FOLDER_RE = re.compile(r"^(\d\d_[a-z0-9_]+)-([a-z]+)$")
 # Benchmark records that are leaderboard rows (the rest of results/records/ are ablations that
 # notebook 08 reads): the whole SEM study, and the pix2pix cpu recipe in both modes.
-BENCHMARK_ROWS = {"sem_study": None, "pix2pix": ("final-softmax-lr", "colour-lr1e-3")}
+BENCHMARK_ROWS = {"sem_study": None, "pix2pix": ("final-softmax-frs", "final-colour-frs")}
 # Folder datasets have no registered name; these are the protocols they stand for.
 FOLDER_PROTOCOLS = {"sem_study": "sem-study", "09_sem_study": "sem-study"}
 

@@ -99,16 +99,21 @@ def recipe_changes(record: dict, profile: str = "cpu") -> list[str]:
     value)"`` strings, sorted; empty: the run was trained by the recipe."""
     from rockseg.config import apply_model_recipe, get_profile
 
+    from rockseg.models.registry import MODELS, model_options
+
     model = record.get("model") or {}
     name = model.get("name")
     cfg, recipe_opts = apply_model_recipe(get_profile(profile), name, {})
     recipe_opts = recipe_opts or {}
     given = model.get("options") or {}
     resolved = (model.get("info") or {}).get("options") or {}
+    # an option the record or the recipe does not name took the model's default (a record may
+    # predate the option)
+    defaults = model_options(name) if str(name).lower() in MODELS else {}
     changes = []
     for key in sorted((set(recipe_opts) | set(given)) - set(IDENTITY_OPTIONS)):
-        want = recipe_opts.get(key, _UNSET)
-        have = resolved.get(key, given.get(key, _UNSET))
+        want = recipe_opts.get(key, defaults.get(key, _UNSET))
+        have = resolved.get(key, given.get(key, defaults.get(key, _UNSET)))
         if have != want:
             changes.append(f"{key} {_fmt(have)} (recipe {_fmt(want)})")
     recipe_keys = set((((cfg.get("model_recipes") or {}).get(name) or {}).get("config") or {}))
