@@ -149,6 +149,41 @@ def test_generated_parts_are_current(tmp_path):
         copy = tmp_path / path.name
         copy.write_text(path.read_text())
         assert nbs.update_meta(copy) is False, f"{path.name} is stale: run `make notebooks-meta`"
+    from rockseg.course.results import update_readme_results
+
+    assert update_readme_results(readme) is False, "README results block is stale: run `rockseg reproduce`"
+
+
+def test_readme_results_block_is_read_from_the_leaderboards(tmp_path):
+    """Best rows of the main protocol first, then each other protocol's best, numbers as in the CSVs;
+    the block is replaced between its markers and nothing else in the README changes."""
+    import csv
+
+    from rockseg.course.results import README_RESULTS, readme_excerpt, update_readme_results
+
+    cols = ["model", "notebook", "run", "parameters", "test_miou", "test_iou_pore", "test_iou_clay", "train_seconds"]
+    boards = {"sandstone-versa": [("attention_unet", "07_attention_unet", 2010808, 0.9123, 0.98, 0.71, 205.2),
+                                  ("pix2pix (softmax)", "benchmark:pix2pix", 6298344, 0.9001, 0.97, 0.70, 562.0),
+                                  ("unet", "04_unet", 1945284, 0.8757, 0.979, 0.586, 194.0)],
+              "thin-sections-philliec459": [("rf", "10_thin_sections", 751000, 0.9306, 0.946, 0.935, 47.0),
+                                            ("unet", "10_thin_sections", 1945284, 0.5, 0.5, 0.5, 10.0)]}
+    for name, rows in boards.items():
+        with open(tmp_path / f"leaderboard_{name}.csv", "w", newline="") as fh:
+            w = csv.writer(fh)
+            w.writerow(cols)
+            w.writerows([(m, nb, "r", p, t, a, b, s) for m, nb, p, t, a, b, s in rows])
+    text = readme_excerpt(tmp_path, k=2)
+    table = [ln for ln in text.splitlines() if ln.startswith("| ") and not ln.startswith("| protocol")]
+    assert [ln.split(" | ")[1] for ln in table] == ["attention_unet", "pix2pix (softmax)", "rf"]  # k=2, then the best
+    assert "| sandstone-versa | attention_unet | notebook 07 | 0.9123 | pore 0.980, clay 0.710 | 2.01 M | 205 s |" in table
+    assert "benchmark pix2pix" in table[1] and "unet" not in " ".join(table).replace("attention_unet", "")
+    readme = tmp_path / "README.md"
+    readme.write_text(f"# top\n\n{README_RESULTS[0]}\nold\n{README_RESULTS[1]}\n\n## tail\n")
+    assert update_readme_results(readme, tmp_path) is True
+    block = readme_excerpt(tmp_path)
+    assert readme.read_text() == f"# top\n\n{README_RESULTS[0]}\n{block}\n{README_RESULTS[1]}\n\n## tail\n"
+    assert update_readme_results(readme, tmp_path) is False
+    assert readme_excerpt(tmp_path / "none") == "No results yet: run `make reproduce`."
 
 
 def _tiny_notebook(path, body):
@@ -210,6 +245,12 @@ def test_the_originals_sit_beside_our_network_chosen_on_validation():
     ours = rows[unet["project"]]["ours"]
     assert ours["run"] == "best-on-val" and ours["test_miou"] == 0.85 and ours["protocol"] == "registry split 2/1/2"
     assert all(r["ours"] is None for k, r in rows.items() if k != unet["project"])  # no sm_unet run: says so
+    from rockseg.course.results import comparison_markdown
+
+    thin = next(p for p in projects if p["key"] == "thin_sections_vgg_unet")
+    table = comparison_markdown(comparison(records, [thin, unet]))
+    assert "notebook 10 trains it with the original script" in table  # why there is no row, where to look
+    assert "not run in this profile" not in table and "| unet [04_unet] | 0.8500 |" in table
 
 
 def test_results_figures_check_their_input():
@@ -223,3 +264,24 @@ def test_results_figures_check_their_input():
     assert shown == ["0.80", "0.20", "0.00", "0.00"]  # normalised per true class, an empty class stays 0
     fig = plot_iou_heatmap([{"model": "m", "test_miou": 0.5, "test_iou_a": 0.25}], ["a", "b"])
     assert [t.get_text() for t in fig.axes[0].texts] == ["0.250", "0.500"]  # b unscored: blank, not 0
+
+
+def test_gallery_window_is_the_centre_of_the_image():
+    from rockseg.course.results import centre_window
+
+    assert centre_window((1024, 996), 384) == (slice(320, 704), slice(306, 690))
+    assert centre_window((100, 996, 3), 384) == (slice(0, 100), slice(306, 690))  # a short side is kept whole
+    assert centre_window((50, 60), None) == (slice(None), slice(None))
+
+
+def test_leaderboard_labels_a_default_mode_and_a_fallback_regime():
+    from rockseg.course.results import leaderboard
+
+    gan = _fake("pix2pix", "sandstone-versa", 0.9, 0.9, run="colour")
+    gan["model"]["info"] = {"options": {"mode": "colour", "gen_filters": 16}}  # mode left at its default
+    enc = _fake("sm_unet", "sandstone-versa", 0.8, 0.8, run="enc")
+    enc["model"]["options"] = {"backbone": "resnet34", "regime": "imagenet"}
+    enc["model"]["info"] = {"weights": "random (fallback: ImageNet weights unavailable: offline)"}
+    rows = leaderboard([gan, enc])["sandstone-versa"]
+    assert [r["model"] for r in rows] == ["pix2pix (colour)",
+                                          "sm_unet (resnet34, imagenet, random init (ImageNet weights unavailable))"]

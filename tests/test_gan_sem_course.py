@@ -92,6 +92,8 @@ def test_record_row_and_markdown_table(tmp_path):
     rows = runs_table(tmp_path, ["b", "a"], describe={"a": "first"})
     assert [r["run"] for r in rows] == ["b", "a"] and rows[1]["description"] == "first" and rows[0]["description"] is None
     assert rows[0]["variant"] == "softmax" and rows[0]["epochs_run"] == 15 and rows[0]["class_names"] == CLASSES
+    # a mode left at its default is read from the resolved options
+    assert record_row(_record(info_options={"mode": "colour", "gen_filters": 16}))["variant"] == "colour"
     table = markdown_table(rows).splitlines()
     assert table[0] == ("| run | what changed | epochs (best) | val mIoU | test mIoU "
                         "| test IoU pore / clay / quartz / pyrite | training s |")

@@ -169,18 +169,25 @@ def readme_table(paths=None, *, url: str | None = None, times: dict | None = Non
     return "\n".join(lines)
 
 
+def replace_block(path, start: str, end: str, body: str) -> bool:
+    """Replace what lies between the markers ``start`` and ``end`` of a text file with ``body``;
+    returns whether the file changed."""
+    path = Path(path)
+    text = path.read_text()
+    if start not in text or end not in text:
+        raise DataError(f"lacks the markers {start} ... {end}", path=path)
+    head, rest = text.split(start, 1)
+    _, tail = rest.split(end, 1)
+    new = f"{head}{start}\n{body}\n{end}{tail}"
+    if new != text:
+        path.write_text(new)
+    return new != text
+
+
 def update_readme(readme=None, **kwargs) -> bool:
     """Replace the table between the README's notebook markers; returns whether it changed."""
-    readme = Path(readme) if readme else ROOT / "README.md"
-    text = readme.read_text()
-    if README_START not in text or README_END not in text:
-        raise DataError(f"lacks the markers {README_START} ... {README_END}", path=readme)
-    head, rest = text.split(README_START, 1)
-    _, tail = rest.split(README_END, 1)
-    new = f"{head}{README_START}\n{readme_table(**kwargs)}\n{README_END}{tail}"
-    if new != text:
-        readme.write_text(new)
-    return new != text
+    return replace_block(Path(readme) if readme else ROOT / "README.md", README_START, README_END,
+                         readme_table(**kwargs))
 
 
 def check(path, *, url: str | None = None, outputs: bool = True) -> list[str]:

@@ -20,8 +20,8 @@ from rockseg.course import notebooks as nbs
 from rockseg.evaluation.records import RUN_FILE, load_run
 from rockseg.evaluation.tables import weights_used
 
-__all__ = ["collect", "comparison", "comparison_markdown", "confusion", "curves", "gallery", "heatmap", "leaderboard",
-           "originals", "write_results"]
+__all__ = ["centre_window", "collect", "comparison", "comparison_markdown", "confusion", "curves", "gallery", "heatmap",
+           "leaderboard", "originals", "readme_excerpt", "update_readme_results", "write_results"]
 
 RUNS = nbs.ROOT / "runs"
 RESULTS = nbs.ROOT / "results"
@@ -31,6 +31,9 @@ FOLDER_RE = re.compile(r"^(\d\d_[a-z0-9_]+)-([a-z]+)$")
 # Benchmark records that are leaderboard rows (the rest of results/records/ are ablations that
 # notebook 08 reads): the whole SEM study, and the pix2pix cpu recipe in both modes.
 BENCHMARK_ROWS = {"sem_study": None, "pix2pix": ("final-softmax-frs", "final-colour-frs")}
+# The README's results block (written by write_results from the leaderboard CSVs).
+README_RESULTS = ("<!-- results:start -->", "<!-- results:end -->")
+MAIN_PROTOCOL = "sandstone-versa"
 # Folder datasets have no registered name; these are the protocols they stand for.
 FOLDER_PROTOCOLS = {"sem_study": "sem-study", "09_sem_study": "sem-study"}
 
@@ -107,7 +110,7 @@ def comparison(records, projects=None) -> list[dict]:
         ours = max(cands, key=lambda r: (r["metrics"].get("val") or {}).get("miou") or 0, default=None)
         row = {"project": proj["project"], "reported": proj.get("miou"), "reported_metric": proj.get("metric"),
                "reported_per_class": proj.get("per_class_iou") or {}, "their_protocol": proj["protocol"],
-               "flaw": proj["flaw"], "ours": None}
+               "flaw": proj["flaw"], "ours": None, "missing": want.get("missing") or "not run in this profile"}
         if ours is not None:
             test = ours["metrics"]["test"]
             row["ours"] = {"model": _label(ours), "source": ours["notebook"], "run": Path(ours["run_dir"]).name,
@@ -126,7 +129,7 @@ def comparison_markdown(rows) -> str:
         o = r["ours"]
         mine = (f"{o['model']} [{o['source']}]", f"{o['test_miou']:.4f}",
                 " / ".join(f"{k} {v:.3f}" for k, v in o["per_class"].items() if v is not None), o["protocol"]) \
-            if o else ("not run in this profile", "–", "–", "–")
+            if o else (r.get("missing") or "not run in this profile", "–", "–", "–")
         out.append(f"| {r['project']} | {rep} | {theirs} | {r['their_protocol']} ({r['flaw']}) | " + " | ".join(mine) + " |")
     return "\n".join(out)
 
@@ -138,7 +141,8 @@ def _tag(rec) -> str:
 
 def _label(rec) -> str:
     model = rec.get("model", {})
-    opts = model.get("options") or {}
+    # what the run set, over what it resolved (a default mode is in model.info.options only)
+    opts = {**((model.get("info") or {}).get("options") or {}), **(model.get("options") or {})}
     extra = [str(opts[k]) for k in ("backbone", "regime", "mode") if opts.get(k)]
     if opts.get("regime", "scratch") != "scratch" and not weights_used(rec).startswith("ImageNet"):
         extra.append(weights_used(rec))  # an ImageNet regime that fell back: never shown as ImageNet
@@ -208,9 +212,20 @@ def _networks(records) -> list[dict]:
     return sorted(nets, key=lambda r: -((r["metrics"].get("val") or {}).get("miou") or 0))
 
 
-def gallery(records, *, k: int = 3, index: int = -1, data_dir=None):
+def centre_window(shape, size: int | None) -> tuple[slice, slice]:
+    """The central ``size`` x ``size`` pixels of an image of ``shape`` (all of a side shorter than
+    ``size``; all of it for None)."""
+    if not size:
+        return slice(None), slice(None)
+    starts = [max(0, (int(n) - size) // 2) for n in shape[:2]]
+    return tuple(slice(a, a + min(size, int(n))) for a, n in zip(starts, shape[:2]))
+
+
+def gallery(records, *, k: int = 3, index: int = -1, data_dir=None, window: int | None = 256):
     """Image / truth / prediction / errors on one test image for the ``k`` best models (by test
-    mIoU) whose saved model is in their run folder; all records must share one dataset."""
+    mIoU) whose saved model is in their run folder; all records must share one dataset. The whole
+    image is segmented; the figure shows its central ``window``² pixels (None: all of it), where
+    one-pixel errors stay visible."""
     from rockseg.analysis.figures import COLOURBLIND, class_palette, plot_gallery
     from rockseg.evaluation.evaluate import held_out, load_label_predictor, split_data_of
 
@@ -221,11 +236,14 @@ def gallery(records, *, k: int = 3, index: int = -1, data_dir=None):
     data = split_data_of(usable[0], data_dir)
     images, masks = held_out(data, ["test"])["test"]
     image, truth = images[index], masks[index]
-    rows = {f"{_label(r)} [{_tag(r)}]": (image, truth, load_label_predictor(r["run_dir"], r)(image))
+    crop = centre_window(image.shape, window)
+    h, w = (len(range(*c.indices(n))) for c, n in zip(crop, image.shape[:2]))
+    where = "a test image" if (h, w) == image.shape[:2] else f"a test image, its central {h}x{w} pixels"
+    rows = {f"{_label(r)} [{_tag(r)}]": (image[crop], truth[crop], load_label_predictor(r["run_dir"], r)(image)[crop])
             for r in usable}
     names = usable[0]["metrics"]["test"]["class_names"]
     colours = class_palette(data.class_colours, "dataset") if data.class_colours else COLOURBLIND[:len(names)]
-    return plot_gallery(rows, names, colours, title=f"{usable[0]['dataset']['name']}: a test image")
+    return plot_gallery(rows, names, colours, title=f"{usable[0]['dataset']['name']}: {where}")
 
 
 def heatmap(dataset: str, rows):
@@ -274,6 +292,50 @@ def _figures(dataset: str, rows, records, out: Path, *, with_gallery: bool) -> l
     return lines
 
 
+def _source(notebook: str) -> str:
+    return f"notebook {notebook[:2]}" if notebook[:2].isdigit() else notebook.replace("benchmark:", "benchmark ")
+
+
+def _excerpt_row(dataset: str, row: dict) -> str:
+    per = ", ".join(f"{k[len('test_iou_'):]} {float(v):.3f}" for k, v in row.items()
+                    if k.startswith("test_iou_") and v not in ("", None))
+    params = f"{int(row['parameters']) / 1e6:.2f} M" if row.get("parameters") else "–"
+    train = f"{float(row['train_seconds']):.0f} s" if row.get("train_seconds") else "–"
+    return (f"| {dataset} | {row['model']} | {_source(row['notebook'])} | {float(row['test_miou']):.4f} | {per} "
+            f"| {params} | {train} |")
+
+
+def readme_excerpt(results_dir=None, k: int = 8) -> str:
+    """The README's results block, read from ``results/``: the per-class IoU figure of the real
+    sandstone, its ``k`` best rows, and the best row of every other protocol."""
+    results_dir = Path(results_dir) if results_dir else RESULTS
+    boards = {}
+    for path in sorted(results_dir.glob("leaderboard_*.csv")):
+        with open(path, newline="") as fh:
+            boards[path.stem[len("leaderboard_"):]] = list(csv.DictReader(fh))
+    if not boards:
+        return "No results yet: run `make reproduce`."
+    main = MAIN_PROTOCOL if MAIN_PROTOCOL in boards else next(iter(boards))
+    lines = [f"![test IoU per class, {main}](results/leaderboard_{main}.png)", "",
+             f"Test scores on held-out data, best first (the {k} best on `{main}`, then the best of every other "
+             "protocol); every model was selected on validation only. Written by `rockseg reproduce` from the run "
+             "records of the `cpu`-profile notebook run and the committed benchmark records; all rows, figures and "
+             "the originals' numbers beside ours are in [`results/REPORT.md`](results/REPORT.md). A notebook trains within "
+             "its 10-minute budget, so its networks can score below the longer benchmark runs quoted further down "
+             "this README.", "",
+             "| protocol | model | from | test mIoU | test IoU per class | parameters | training |",
+             "|---|---|---|---|---|---|---|"]
+    lines += [_excerpt_row(main, row) for row in boards[main][:k]]
+    lines += [_excerpt_row(name, rows[0]) for name, rows in boards.items() if name != main and rows]
+    return "\n".join(lines)
+
+
+def update_readme_results(readme=None, results_dir=None) -> bool:
+    """Write :func:`readme_excerpt` between the README's results markers; returns whether it changed."""
+    return nbs.replace_block(Path(readme) if readme else nbs.ROOT / "README.md", *README_RESULTS,
+                             readme_excerpt(results_dir))
+
+
 def write_results(runs_root=None, out=None, *, profile: str = "cpu", records_root=None, benchmarks: bool = True,
                   with_gallery: bool = True) -> Path:
     """Write ``results/`` (see the module docstring); returns the path of ``REPORT.md``."""
@@ -314,4 +376,7 @@ def write_results(runs_root=None, out=None, *, profile: str = "cpu", records_roo
         report += ["No complete run records were found; run the notebooks first (`rockseg reproduce`).", ""]
     path = out / "REPORT.md"
     path.write_text("\n".join(report))
+    readme = nbs.ROOT / "README.md"
+    if out.resolve() == RESULTS.resolve() and README_RESULTS[0] in readme.read_text():
+        update_readme_results(readme, out)
     return path

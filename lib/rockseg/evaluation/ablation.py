@@ -31,7 +31,8 @@ def record_row(record: dict, *, name: str | None = None, description: str | None
     ``per_class`` (``{class: IoU}`` of ``subset``), ``class_names``, ``train_seconds``,
     ``patch_size``, ``batch_size`` and ``tta``."""
     model = record.get("model") or {}
-    opts = model.get("options") or {}
+    # what the run set, over what it resolved (a default mode is in model.info.options only)
+    opts = {**((model.get("info") or {}).get("options") or {}), **(model.get("options") or {})}
     metrics = record.get("metrics") or {}
     part = metrics.get(subset) or {}
     training = record.get("training") or {}
