@@ -312,8 +312,12 @@ def test_plot_registration():
     p = _pair(shape=(64, 64))
     up = q.upsample_labels(p["qemscan_labels"], 4, (64, 64))
     fig = plot_registration(p["sem"], up, q.apply_shift(up, (-2, 3)), zoom=(0, 0, 32))
-    assert [ax.get_title() for ax in fig.axes] == ["before registration (zoom)", "after registration (zoom)"]
+    titles = [ax.get_title() for ax in fig.axes]
+    assert titles[:2] == ["before registration: boundaries (zoom)", "after registration: boundaries (zoom)"]
     assert fig.axes[0].images[0].get_array().shape == (32, 32, 3)
+    # the residual row: |SEM - the labels' grey| before and after; the correction shrinks it
+    before, after = (float(t.rsplit("mean ", 1)[1]) for t in titles[2:4])
+    assert after < 0.75 * before
     plt.close(fig)
 
 
