@@ -6,8 +6,10 @@ and the pix2pix recipe rows), and writes per protocol (dataset) a leaderboard (C
 sorted by test mIoU; selection was on validation only), a per-class IoU heat map, training
 curves, the confusion matrix of the best network, a prediction gallery; then the originals'
 reported numbers beside ours (:func:`originals`, from ``originals.json``), the notebooks' measured
-run times, and ``REPORT.md`` linking everything. Every number in it comes from a run record, a
-timing that ``rockseg reproduce`` took, or (for the originals) what their projects reported.
+run times, and ``REPORT.md`` linking everything; writing the course's own ``results/``
+also refreshes the README's results block (:func:`update_readme_results`). Every number in it
+comes from a run record, a timing that ``rockseg reproduce`` took, or (for the originals) what
+their projects reported.
 """
 from __future__ import annotations
 
@@ -17,7 +19,7 @@ import re
 from pathlib import Path
 
 from rockseg.course import notebooks as nbs
-from rockseg.evaluation.records import RUN_FILE, load_run
+from rockseg.evaluation.records import RUN_FILE, load_run, run_options
 from rockseg.evaluation.tables import weights_used
 
 __all__ = ["centre_window", "collect", "comparison", "comparison_markdown", "confusion", "curves", "gallery", "heatmap",
@@ -141,8 +143,7 @@ def _tag(rec) -> str:
 
 def _label(rec) -> str:
     model = rec.get("model", {})
-    # what the run set, over what it resolved (a default mode is in model.info.options only)
-    opts = {**((model.get("info") or {}).get("options") or {}), **(model.get("options") or {})}
+    opts = run_options(rec)
     extra = [str(opts[k]) for k in ("backbone", "regime", "mode") if opts.get(k)]
     if opts.get("regime", "scratch") != "scratch" and not weights_used(rec).startswith("ImageNet"):
         extra.append(weights_used(rec))  # an ImageNet regime that fell back: never shown as ImageNet
@@ -376,7 +377,7 @@ def write_results(runs_root=None, out=None, *, profile: str = "cpu", records_roo
         report += ["No complete run records were found; run the notebooks first (`rockseg reproduce`).", ""]
     path = out / "REPORT.md"
     path.write_text("\n".join(report))
-    readme = nbs.ROOT / "README.md"
-    if out.resolve() == RESULTS.resolve() and README_RESULTS[0] in readme.read_text():
+    readme = nbs.ROOT / "README.md"  # the course's own results/ also refresh the README's block
+    if out.resolve() == RESULTS.resolve() and readme.is_file() and README_RESULTS[0] in readme.read_text():
         update_readme_results(readme, out)
     return path

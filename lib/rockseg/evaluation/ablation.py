@@ -12,7 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from rockseg.errors import DataError
-from rockseg.evaluation.records import RUN_FILE, load_run
+from rockseg.evaluation.records import RUN_FILE, load_run, run_options
 
 __all__ = ["COLUMNS", "markdown_table", "recipe_changes", "record_row", "runs_table"]
 
@@ -31,8 +31,7 @@ def record_row(record: dict, *, name: str | None = None, description: str | None
     ``per_class`` (``{class: IoU}`` of ``subset``), ``class_names``, ``train_seconds``,
     ``patch_size``, ``batch_size`` and ``tta``."""
     model = record.get("model") or {}
-    # what the run set, over what it resolved (a default mode is in model.info.options only)
-    opts = {**((model.get("info") or {}).get("options") or {}), **(model.get("options") or {})}
+    opts = run_options(record)
     metrics = record.get("metrics") or {}
     part = metrics.get(subset) or {}
     training = record.get("training") or {}
@@ -99,7 +98,6 @@ def recipe_changes(record: dict, profile: str = "cpu") -> list[str]:
     row (``mode``, ``backbone``, ``regime``) are not changes. Returns ``"key value (recipe
     value)"`` strings, sorted; empty: the run was trained by the recipe."""
     from rockseg.config import apply_model_recipe, get_profile
-
     from rockseg.models.registry import MODELS, model_options
 
     model = record.get("model") or {}

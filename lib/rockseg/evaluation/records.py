@@ -28,6 +28,7 @@ __all__ = [
     "now_iso",
     "package_versions",
     "prepare_run_dir",
+    "run_options",
     "write_json",
     "write_run",
 ]
@@ -85,6 +86,13 @@ def package_versions() -> dict:
         except metadata.PackageNotFoundError:
             out[dist] = None
     return out
+
+
+def run_options(record: dict) -> dict:
+    """A run's model options: those it set, over those the model resolved (``model.info.options``,
+    where a default such as pix2pix's ``mode`` is found)."""
+    model = record.get("model") or {}
+    return {**((model.get("info") or {}).get("options") or {}), **(model.get("options") or {})}
 
 
 def now_iso() -> str:
